@@ -1,0 +1,76 @@
+"""minitorch_nndl: a deep-learning framework written from scratch to be read.
+
+The public API at a glance::
+
+    Tensor, tensor, zeros, ones, full, randn, rand, randint, arange, eye, *_like
+    manual_seed, no_grad, enable_grad, is_grad_enabled, gradcheck
+    float32, float64, int64, ...          dtypes
+    cuda.is_available()                   GPU support through CuPy
+    ops: add sub mul div pow neg exp log sqrt abs tanh sigmoid relu leaky_relu clamp
+         maximum minimum where sum mean var max min argmax argmin logsumexp
+         softmax log_softmax matmul reshape flatten transpose permute squeeze
+         unsqueeze expand broadcast_to concatenate stack pad
+    nn, optim, data, models, train, viz, testing   (subpackages)
+"""
+
+from . import cuda
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import bool_, float16, float32, float64, int32, int64, manual_seed, uint8
+from .gradcheck import GradcheckError, gradcheck
+from .ops.elementwise import (
+    abs,
+    add,
+    clamp,
+    div,
+    exp,
+    leaky_relu,
+    log,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sqrt,
+    sub,
+    tanh,
+    where,
+)
+from .ops.matmul import matmul
+from .ops.reduce import argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, sum, var
+from .ops.shape import (
+    broadcast_to,
+    concatenate,
+    expand,
+    flatten,
+    pad,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+    unsqueeze,
+)
+from .tensor import (
+    Tensor,
+    arange,
+    empty,
+    eye,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [name for name in dir() if not name.startswith("_")]

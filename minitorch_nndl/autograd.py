@@ -1,0 +1,225 @@
+"""Reverse-mode automatic differentiation: ``Function``, its saved ``Context``, the graph walk.
+
+A differentiable op is a subclass of :class:`Function` with two static methods
+written side by side::
+
+    class Mul(Function):
+        "d(a*b)/da = b,  d(a*b)/db = a"
+
+        @staticmethod
+        def forward(ctx, a, b):          # raw arrays in, raw array out
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):         # dL/d(out) in, one dL/d(input) per input out
+                                         # (trailing non-tensor arguments may be left out)
+            a, b = ctx.saved_tensors
+            return grad * b, grad * a
+
+``Mul.apply(x, y)`` runs ``forward`` on the tensors' arrays and, when a gradient
+is needed, records a :class:`Node` that links the output to its inputs.
+:func:`backward` later walks those nodes in reverse topological order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+def set_grad_enabled(mode: bool) -> None:
+    _state.grad_enabled = bool(mode)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        self.previous = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        set_grad_enabled(self.previous)
+
+
+def no_grad() -> _GradMode:
+    """Context manager and decorator: ops inside record no graph (inference, optimizer steps)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    return _GradMode(True)
+
+
+class Context:
+    """What a Function's forward leaves for its backward.
+
+    ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors``;
+    any other attribute (``ctx.axis = 1``) is stored as is.  ``needs_input_grad``
+    tells backward which inputs want a gradient, so it can skip work.
+    """
+
+    def __init__(self) -> None:
+        self.saved_tensors: tuple = ()
+        self.needs_input_grad: tuple[bool, ...] = ()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved_tensors = arrays
+
+
+class Node:
+    """One recorded op in the graph: the Function, its context, and its inputs."""
+
+    __slots__ = ("function", "ctx", "inputs", "freed")
+
+    def __init__(self, function: type, ctx: Context, inputs: tuple) -> None:
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs  # tuple of Tensor (or None for non-tensor arguments)
+        self.freed = False
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+
+class Function:
+    """Base class of every differentiable op.  Subclasses define ``forward`` and ``backward``."""
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
+        """Run forward on the arrays of the Tensor arguments and record the graph node."""
+        from .tensor import Tensor  # noqa: PLC0415  (tensor imports autograd)
+
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if tensors:
+            device = tensors[0].device
+            for t in tensors[1:]:
+                if t.device != device:
+                    raise RuntimeError(
+                        f"{cls.__name__}: expected all tensors on the same device, got {device} and {t.device}"
+                    )
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx = Context()
+        needs_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
+        if needs_grad:
+            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        out = cls.forward(ctx, *raw, **kwargs)
+        result = Tensor._wrap(out, requires_grad=needs_grad)
+        if needs_grad:
+            inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            result._node = Node(cls, ctx, inputs)
+        return result
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from ``root`` through graph nodes, each after all its consumers.
+
+    Iterative depth-first search (an explicit stack, not recursion), so a chain of
+    100,000 ops is fine.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, children_done = stack.pop()
+        if children_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor._node
+        if node is not None:
+            for parent in node.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()  # root first, leaves last
+    return order
+
+
+def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``.
+
+    Walks the graph once in reverse topological order: each tensor's gradient is
+    complete (all consumers have contributed, summed) before it is pushed to its
+    inputs through its Function's ``backward``.  Without ``retain_graph`` the
+    saved arrays are released, and a second backward through them is an error.
+    """
+    from .tensor import Tensor  # noqa: PLC0415
+
+    if not root.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad and has no graph")
+    xp = root.xp
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for scalar outputs, "
+                f"but the output has shape {tuple(root.shape)}; pass grad= (e.g. ones_like)"
+            )
+        grad = xp.ones_like(root.data)
+    else:
+        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.dtype)
+        if tuple(grad.shape) != tuple(root.shape):
+            raise ValueError(
+                f"backward: grad shape {tuple(grad.shape)} does not match output shape {tuple(root.shape)}"
+            )
+
+    grads: dict[int, Any] = {id(root): grad}
+    with no_grad():
+        for tensor in _topological_order(root):
+            g = grads.pop(id(tensor), None)
+            if g is None:
+                continue
+            node = tensor._node
+            if node is None or tensor._retains_grad:
+                tensor.grad = g if tensor.grad is None else tensor.grad + g
+            if node is None:
+                continue
+            if node.freed:
+                raise RuntimeError(
+                    f"backward: trying to backward through the graph a second time (at {node.name}); "
+                    "its saved arrays were freed. Call backward(retain_graph=True) the first time "
+                    "if you need to backward twice."
+                )
+            input_grads = node.function.backward(node.ctx, g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) < len(node.inputs) and any(p is not None for p in node.inputs[len(input_grads) :]):
+                raise RuntimeError(
+                    f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
+                )
+            for parent, pg in zip(node.inputs, input_grads):
+                if parent is None or pg is None or not parent.requires_grad:
+                    continue
+                if tuple(pg.shape) != tuple(parent.shape):
+                    raise RuntimeError(
+                        f"{node.name}.backward returned a gradient of shape {tuple(pg.shape)} "
+                        f"for an input of shape {tuple(parent.shape)}"
+                    )
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                node.ctx = Context()
+                node.freed = True

@@ -1,0 +1,212 @@
+"""The one place that knows NumPy from CuPy.
+
+Every array in minitorch_nndl lives on a *device*: ``"cpu"`` (a NumPy array) or
+``"cuda:N"`` (a CuPy array on GPU N).  Code elsewhere never imports numpy or
+cupy for array math where the device matters; it asks this module for the array
+module of a device (``xp_for``) or of an array (``xp_of``) and writes the math
+once.  Kernel choice (NumPy expressions vs CuPy ``RawKernel``) is also made
+here, through :func:`is_cuda_array`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+CUPY_INSTALL_HINT = (
+    "CUDA support needs CuPy: install it with `pip install 'minitorch-nndl[cuda]'` "
+    "(or `pip install cupy-cuda12x` matching your CUDA version), on a machine with "
+    "an NVIDIA GPU and driver. Use device='cpu' otherwise."
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _import_cupy() -> Any | None:
+    try:
+        import cupy  # noqa: PLC0415
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # ImportError, or CuPy present but no driver/GPU
+        return None
+    return cupy
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    cp = _import_cupy()
+    if cp is None:
+        return False
+    try:
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def cuda_device_count() -> int:
+    cp = _import_cupy()
+    return 0 if cp is None else int(cp.cuda.runtime.getDeviceCount())
+
+
+def normalize_device(device: Any = None) -> str:
+    """Canonical device name: ``"cpu"`` or ``"cuda:N"`` (``"cuda"`` means ``"cuda:0"``)."""
+    if device is None:
+        return "cpu"
+    device = str(device).strip().lower()
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda":
+        device = "cuda:0"
+    if device.startswith("cuda:") and device[5:].isdigit():
+        if not cuda_is_available():
+            raise RuntimeError(f"device {device!r} was requested but CUDA is not available. {CUPY_INSTALL_HINT}")
+        index = int(device[5:])
+        if index >= cuda_device_count():
+            raise RuntimeError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s) found")
+        return device
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def is_cuda_array(array: Any) -> bool:
+    """True for a CuPy ndarray (without importing CuPy when it is absent)."""
+    return type(array).__module__.startswith("cupy")
+
+
+def xp_of(array: Any) -> Any:
+    """The array module (numpy or cupy) that owns ``array``."""
+    if is_cuda_array(array):
+        return _import_cupy()
+    return np
+
+
+def xp_for(device: str) -> Any:
+    """The array module for a canonical device name."""
+    if device == "cpu":
+        return np
+    cp = _import_cupy()
+    if cp is None:
+        raise RuntimeError(f"device {device!r} needs CuPy. {CUPY_INSTALL_HINT}")
+    return cp
+
+
+def device_of(array: Any) -> str:
+    """The canonical device name of an array."""
+    if is_cuda_array(array):
+        return f"cuda:{array.device.id}"
+    return "cpu"
+
+
+def _cuda_index(device: str) -> int:
+    return int(device.split(":")[1])
+
+
+def to_device(array: Any, device: str) -> Any:
+    """Copy ``array`` to ``device`` (no copy when it is already there)."""
+    if device_of(array) == device and not isinstance(array, (int, float, bool, list, tuple)):
+        return array
+    if device == "cpu":
+        return array.get() if is_cuda_array(array) else np.asarray(array)
+    cp = xp_for(device)
+    with cp.cuda.Device(_cuda_index(device)):
+        return cp.asarray(array)
+
+
+def asarray(data: Any, dtype: Any = None, device: str = "cpu") -> Any:
+    """An array of ``data`` on ``device`` with ``dtype`` (None keeps the data's dtype)."""
+    if device == "cpu":
+        if is_cuda_array(data):
+            data = data.get()
+        return np.asarray(data, dtype=dtype)
+    cp = xp_for(device)
+    with cp.cuda.Device(_cuda_index(device)):
+        return cp.asarray(data, dtype=dtype)
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A NumPy copy (or view, on the CPU) of any backend array."""
+    return array.get() if is_cuda_array(array) else np.asarray(array)
+
+
+def device_context(device: str) -> Any:
+    """A context manager that makes ``device`` current (a no-op on the CPU)."""
+    if device == "cpu":
+        import contextlib  # noqa: PLC0415
+
+        return contextlib.nullcontext()
+    return xp_for(device).cuda.Device(_cuda_index(device))
+
+
+def synchronize(device: str = "cuda:0") -> None:
+    """Wait for the device's queued work to finish (a no-op on the CPU); for timing."""
+    if device != "cpu":
+        xp_for(device).cuda.Device(_cuda_index(device)).synchronize()
+
+
+# ----------------------------------------------------------------------------------
+# Random numbers: one seeded generator per device family, so CPU runs are reproducible.
+# ----------------------------------------------------------------------------------
+_cpu_rng = np.random.default_rng(0)
+_cuda_rngs: dict[str, Any] = {}
+_seed = 0
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every generator the library uses (CPU and, lazily, each GPU)."""
+    global _cpu_rng, _seed
+    _seed = int(seed)
+    _cpu_rng = np.random.default_rng(_seed)
+    _cuda_rngs.clear()
+
+
+def rng_for(device: str) -> Any:
+    """The library's random generator for ``device`` (numpy or cupy Generator API)."""
+    if device == "cpu":
+        return _cpu_rng
+    if device not in _cuda_rngs:
+        cp = xp_for(device)
+        with device_context(device):
+            _cuda_rngs[device] = cp.random.default_rng(_seed + _cuda_index(device))
+    return _cuda_rngs[device]
+
+
+def get_rng_state() -> dict:
+    """The CPU generator's state (a JSON-able dict) for checkpoints."""
+    return _cpu_rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _cpu_rng.bit_generator.state = state
+
+
+# ----------------------------------------------------------------------------------
+# dtypes: the same dtype objects on both backends (CuPy uses NumPy's dtypes).
+# ----------------------------------------------------------------------------------
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+default_float = float32
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """A dtype object from a dtype, a type or a name such as ``"float32"``."""
+    return np.dtype(dtype)
+
+
+def is_floating(dtype: Any) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` where repeated indices accumulate (in place)."""
+    if is_cuda_array(target):
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)

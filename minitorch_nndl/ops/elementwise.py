@@ -1,0 +1,458 @@
+"""Elementwise ops.  Each backward multiplies the incoming gradient by the local derivative
+and, for binary ops, sums it back to the input's shape (``unbroadcast``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from ._util import check_broadcast, coerce_pair, unbroadcast
+
+# ------------------------------------------------------------------ conversions
+
+
+class Cast(Function):
+    """y = x as another dtype;  dL/dx = dL/dy cast back to x's dtype."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, dtype: Any) -> Any:
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return (grad.astype(ctx.dtype),)
+
+
+class ToDevice(Function):
+    """y = x copied to another device;  dL/dx = dL/dy copied back."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, device: str) -> Any:
+        ctx.device = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return (backend.to_device(grad, ctx.device),)
+
+
+# ------------------------------------------------------------------ binary arithmetic
+
+
+class Add(Function):
+    """y = a + b;  dy/da = 1,  dy/db = 1."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(grad, sb)
+
+
+class Sub(Function):
+    """y = a - b;  dy/da = 1,  dy/db = -1."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.shapes = a.shape, b.shape
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
+
+
+class Mul(Function):
+    """y = a * b;  dy/da = b,  dy/db = a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b;  dy/da = 1/b,  dy/db = -a/b^2 = -y/b."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    """y = a ** b;  dy/da = b a^(b-1),  dy/db = y ln a  (needs a > 0 when b requires grad)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        y = a**b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        a, b, y = ctx.saved_tensors
+        xp = backend.xp_of(a)
+        ga = unbroadcast(grad * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * y * xp.log(a), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class PowScalar(Function):
+    """y = x ** p for a constant p;  dy/dx = p x^(p-1)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, p: float) -> Any:
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x**p
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        p = ctx.p
+        return (grad * (p * x ** (p - 1)).astype(x.dtype, copy=False),)
+
+
+class Maximum(Function):
+    """y = max(a, b);  the gradient goes to the larger input (to a on ties)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a >= b)
+        ctx.shapes = a.shape, b.shape
+        return backend.xp_of(a).maximum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a_wins,) = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        return unbroadcast(grad * a_wins, sa), unbroadcast(grad * ~a_wins, sb)
+
+
+class Minimum(Function):
+    """y = min(a, b);  the gradient goes to the smaller input (to a on ties)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a <= b)
+        ctx.shapes = a.shape, b.shape
+        return backend.xp_of(a).minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a_wins,) = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        return unbroadcast(grad * a_wins, sa), unbroadcast(grad * ~a_wins, sb)
+
+
+class Where(Function):
+    """y = cond ? a : b;  dy/da = cond,  dy/db = not cond  (cond is not differentiable)."""
+
+    @staticmethod
+    def forward(ctx: Context, cond: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(cond)
+        ctx.shapes = a.shape, b.shape
+        return backend.xp_of(a).where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (cond,) = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        zero = grad.dtype.type(0)
+        xp = backend.xp_of(grad)
+        return None, unbroadcast(xp.where(cond, grad, zero), sa), unbroadcast(xp.where(cond, zero, grad), sb)
+
+
+# ------------------------------------------------------------------ unary
+
+
+class Neg(Function):
+    """y = -x;  dy/dx = -1."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        return -x
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return (-grad,)
+
+
+class Exp(Function):
+    """y = e^x;  dy/dx = e^x = y."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        y = backend.xp_of(x).exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return (grad * y,)
+
+
+class Log(Function):
+    """y = ln x;  dy/dx = 1/x."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return backend.xp_of(x).log(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return (grad / x,)
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        y = backend.xp_of(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return (grad / (2 * y),)
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x)  (0 at x = 0)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        xp = backend.xp_of(x)
+        ctx.save_for_backward(xp.sign(x))
+        return xp.abs(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (sign,) = ctx.saved_tensors
+        return (grad * sign,)
+
+
+class Tanh(Function):
+    """y = tanh x;  dy/dx = 1 - y^2."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        y = backend.xp_of(x).tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return (grad * (1 - y * y),)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x);  dy/dx = y (1 - y).  Computed as (1 + tanh(x/2)) / 2, which never overflows."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        xp = backend.xp_of(x)
+        y = (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return (grad * y * (1 - y),)
+
+
+class ReLU(Function):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        mask = x > 0
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (mask,) = ctx.saved_tensors
+        return (grad * mask,)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else a x;  dy/dx = 1 if x > 0 else a."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, negative_slope: float) -> Any:
+        xp = backend.xp_of(x)
+        slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
+        ctx.save_for_backward(slope)
+        return x * slope
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, lo: float | None, hi: float | None) -> Any:
+        xp = backend.xp_of(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save_for_backward(inside)
+        return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None
+
+
+# ------------------------------------------------------------------ public functions
+
+
+def _binary(function: type[Function], a: Any, b: Any, name: str) -> Tensor:
+    a, b = coerce_pair(a, b, name)
+    check_broadcast(a, b, name)
+    return function.apply(a, b)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """a + b with broadcasting."""
+    return _binary(Add, a, b, "add")
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b with broadcasting."""
+    return _binary(Sub, a, b, "sub")
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b with broadcasting."""
+    return _binary(Mul, a, b, "mul")
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b with broadcasting."""
+    return _binary(Div, a, b, "div")
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001
+    """a ** b: a constant exponent uses the cheaper PowScalar."""
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        p = float(b)
+        if p == int(p) and not backend.is_floating(a.dtype):
+            return Tensor._wrap(a.data ** int(p))
+        return PowScalar.apply(a, p)
+    return _binary(Pow, a, b, "pow")
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max; the gradient flows to the larger input (to ``a`` on ties)."""
+    return _binary(Maximum, a, b, "maximum")
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min; the gradient flows to the smaller input (to ``a`` on ties)."""
+    return _binary(Minimum, a, b, "minimum")
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """Pick ``a`` where ``cond`` is true, else ``b`` (differentiable in ``a`` and ``b``)."""
+    a, b = coerce_pair(a, b, "where")
+    if isinstance(cond, Tensor):
+        if cond.device != a.device:
+            raise RuntimeError(f"where: condition is on {cond.device} but values are on {a.device}")
+        cond = cond.data
+    cond = backend.asarray(cond, device=a.device).astype(bool, copy=False)
+    try:
+        backend.np.broadcast_shapes(tuple(cond.shape), a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"where: shapes {tuple(cond.shape)}, {a.shape} and {b.shape} cannot be broadcast together"
+        ) from None
+    return Where.apply(cond, a, b)
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    return Abs.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(x, negative_slope)
+
+
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Limit values to [min, max]; either bound may be None."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(x, min, max)
+
+
+def compare(a: Any, b: Any, how: str) -> Tensor:
+    """Elementwise comparison (``how`` is a NumPy ufunc name); a boolean tensor, no gradient."""
+    a, b = coerce_pair(a, b, how)
+    check_broadcast(a, b, how)
+    return Tensor._wrap(getattr(a.xp, how)(a.data, b.data))
