@@ -1,0 +1,54 @@
+"""Data pipeline: datasets, batch loading, augmentation and the CIFAR-10 / Fashion-MNIST readers.
+
+* :mod:`.dataset` -- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``;
+* :mod:`.dataloader` -- ``DataLoader`` (seeded shuffling, batch transforms, background prefetch);
+* :mod:`.transforms` -- vectorized batch augmentation on the CPU (crop, flip, cutout, erasing, normalize);
+* :mod:`.cifar10`, :mod:`.fashion_mnist` -- the datasets, read from the official files;
+* :mod:`.synthetic` -- tiny look-alikes in the same on-disk formats, for tests.
+"""
+
+from . import transforms
+from ._download import ChecksumError, DownloadError, download_url, md5_file, safe_extract_tar
+from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, restricted_loads
+from .dataloader import DataLoader
+from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, collate, random_split
+from .fashion_mnist import FashionMNIST, IDXFormatError, read_idx
+from .transforms import (
+    Compose,
+    Cutout,
+    Normalize,
+    RandomCrop,
+    RandomErasing,
+    RandomHorizontalFlip,
+    ToTensor,
+)
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR10FormatError",
+    "ChecksumError",
+    "Compose",
+    "ConcatDataset",
+    "Cutout",
+    "DataLoader",
+    "Dataset",
+    "DownloadError",
+    "FashionMNIST",
+    "IDXFormatError",
+    "Normalize",
+    "RandomCrop",
+    "RandomErasing",
+    "RandomHorizontalFlip",
+    "RestrictedUnpickler",
+    "Subset",
+    "TensorDataset",
+    "ToTensor",
+    "collate",
+    "download_url",
+    "md5_file",
+    "random_split",
+    "read_idx",
+    "restricted_loads",
+    "safe_extract_tar",
+    "transforms",
+]

@@ -1,0 +1,154 @@
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017) from its IDX files.
+
+70 000 grayscale 28x28 images of clothing in 10 classes, distributed as four gzipped
+IDX files (the MNIST format: a big-endian header -- magic number, then one 32-bit size
+per dimension -- followed by raw uint8 values)::
+
+    train-images-idx3-ubyte.gz  magic 2051, 60000 x 28 x 28
+    train-labels-idx1-ubyte.gz  magic 2049, 60000
+    t10k-images-idx3-ubyte.gz   magic 2051, 10000 x 28 x 28
+    t10k-labels-idx1-ubyte.gz   magic 2049, 10000
+
+Splits: ``"train"`` = the first ``60000 - dev_size`` training images, ``"dev"`` = the
+last ``dev_size``, ``"train+dev"`` = all 60 000, ``"test"`` = the 10 000 t10k images.
+Host-only code (NumPy).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .dataset import TensorDataset
+
+__all__ = ["DEBIAN_ROOT", "FashionMNIST", "IDXFormatError", "read_idx"]
+
+DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class IDXFormatError(ValueError):
+    """An IDX file has the wrong magic number, a bad header, or is truncated."""
+
+
+def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
+    """Read an IDX file (gzipped when its name ends in ``.gz``) holding unsigned bytes.
+
+    Checks the magic number (``2051`` for 3-D image files, ``2049`` for 1-D label files)
+    and that the body has exactly the number of values the header announces.  The result
+    is read-only and cached per (file, modification time), so building the train and dev
+    splits decompresses the file once.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise IDXFormatError(f"{path}: cannot read ({exc})") from exc
+    return _read_idx_cached(str(path), st.st_mtime_ns, st.st_size, magic)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx_cached(name: str, mtime_ns: int, size: int, magic: int) -> np.ndarray:
+    path = Path(name)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IDXFormatError(f"{path}: cannot read ({exc}); the file is truncated or not gzip") from exc
+    if len(raw) < 8:
+        raise IDXFormatError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise IDXFormatError(f"{path}: magic number {found}, expected {magic} (wrong or corrupt file)")
+    ndim = raw[3]  # the low byte of the magic is the number of dimensions, the one before it the type (0x08 = uint8)
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise IDXFormatError(
+            f"{path}: header announces shape {dims} ({expected} values) but the body has {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+class FashionMNIST(TensorDataset):
+    """Fashion-MNIST as arrays: ``.images`` uint8 ``(N, 28, 28, 1)``, ``.labels`` int64.
+
+    Args:
+        root: folder holding the four IDX files (``.gz`` or uncompressed).  ``None`` uses
+            Debian's ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist``.
+        split: ``"train"``, ``"dev"``, ``"train+dev"`` or ``"test"`` (see the module docstring).
+        dev_size: how many of the 60 000 training images form the dev split (from the end).
+    """
+
+    #: per-channel mean/std of all 60 000 images of the training file, pixel values in [0, 1]
+    MEAN: ClassVar[tuple[float]] = (0.2860,)
+    STD: ClassVar[tuple[float]] = (0.3530,)
+    CLASSES: ClassVar[tuple[str, ...]] = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
+
+    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", dev_size: int = 10000) -> None:
+        if split not in ("train", "dev", "train+dev", "test"):
+            raise ValueError(f"FashionMNIST: split must be 'train', 'dev', 'train+dev' or 'test', got {split!r}")
+        self.root = DEBIAN_ROOT if root is None else Path(root).expanduser()
+        self.split = split
+        self.classes: list[str] = list(self.CLASSES)
+        which = "test" if split == "test" else "train"
+        image_name, label_name = FILES[which]
+        images = read_idx(self._find(image_name), IMAGE_MAGIC)
+        labels = read_idx(self._find(label_name), LABEL_MAGIC)
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
+            raise IDXFormatError(f"{self.root}: unexpected shapes images {images.shape}, labels {labels.shape}")
+        if images.shape[0] != labels.shape[0]:
+            raise IDXFormatError(f"{self.root}: {images.shape[0]} images but {labels.shape[0]} labels")
+        if labels.size and labels.max() > 9:
+            raise IDXFormatError(f"{self.root}: labels outside 0..9 (max {labels.max()})")
+        if split != "test":
+            n = images.shape[0]
+            if not 0 <= dev_size <= n:
+                raise ValueError(f"FashionMNIST: dev_size must be in [0, {n}], got {dev_size}")
+            cut = n - dev_size
+            sl = {"train": slice(0, cut), "dev": slice(cut, n), "train+dev": slice(0, n)}[split]
+            images, labels = images[sl], labels[sl]
+        self.images: np.ndarray = np.ascontiguousarray(images[..., None])  # (N, 28, 28, 1) channels-last
+        self.labels: np.ndarray = labels.astype(np.int64)
+        super().__init__(self.images, self.labels)
+
+    def _find(self, stem: str) -> Path:
+        for candidate in (self.root / f"{stem}.gz", self.root / stem):
+            if candidate.is_file():
+                return candidate
+        hint = (
+            "On Debian/Ubuntu: `sudo apt-get install dataset-fashion-mnist` (files go to "
+            f"{DEBIAN_ROOT}); or download the four *-ubyte.gz files from "
+            "https://github.com/zalandoresearch/fashion-mnist (data/fashion) into that folder and pass root=..."
+        )
+        raise FileNotFoundError(
+            f"Fashion-MNIST file not found: looked for {self.root / (stem + '.gz')} and {self.root / stem}. {hint}"
+        )
+
+    def __repr__(self) -> str:
+        return f"FashionMNIST(split={self.split!r}, n={len(self)}, root={str(self.root)!r})"

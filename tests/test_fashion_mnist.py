@@ -1,0 +1,106 @@
+"""Fashion-MNIST: the real Debian files (skipped when absent) and the IDX reader on small written files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minitorch_nndl.data import DataLoader, FashionMNIST, IDXFormatError, read_idx
+from minitorch_nndl.data.fashion_mnist import DEBIAN_ROOT
+
+real = pytest.mark.skipif(
+    not (DEBIAN_ROOT / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
+
+
+def _write_idx(path: Path, array: np.ndarray, magic: int | None = None, compress: bool = True) -> Path:
+    magic = (0x08 << 8 | array.ndim) if magic is None else magic
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def _small_root(tmp_path: Path, n_train: int = 30, n_test: int = 12, compress: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    sfx = ".gz" if compress else ""
+    _write_idx(tmp_path / f"train-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_train, 28, 28)), compress=compress)
+    _write_idx(tmp_path / f"train-labels-idx1-ubyte{sfx}", np.arange(n_train) % 10, compress=compress)
+    _write_idx(tmp_path / f"t10k-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_test, 28, 28)), compress=compress)
+    _write_idx(tmp_path / f"t10k-labels-idx1-ubyte{sfx}", np.arange(n_test) % 10, compress=compress)
+    return tmp_path
+
+
+@real
+@pytest.mark.parametrize(("split", "n"), [("train", 50000), ("dev", 10000), ("train+dev", 60000), ("test", 10000)])
+def test_real_files_split_sizes(split, n):
+    ds = FashionMNIST(split=split)
+    assert len(ds) == n
+    assert ds.images.shape == (n, 28, 28, 1) and ds.images.dtype == np.uint8
+    assert ds.labels.shape == (n,) and ds.labels.dtype == np.int64
+    assert ds.labels.min() == 0 and ds.labels.max() == 9
+    assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot" and len(ds.classes) == 10
+
+
+@real
+def test_real_files_content():
+    test = FashionMNIST(split="test")
+    np.testing.assert_array_equal(np.bincount(test.labels), [1000] * 10)
+    full = FashionMNIST(split="train+dev")
+    np.testing.assert_array_equal(np.bincount(full.labels), [6000] * 10)
+    train, dev = FashionMNIST(split="train"), FashionMNIST(split="dev")
+    np.testing.assert_array_equal(full.images[:50000], train.images)
+    np.testing.assert_array_equal(full.images[50000:], dev.images)
+    assert len(FashionMNIST(split="dev", dev_size=5000)) == 5000
+    counts = np.bincount(full.images.ravel(), minlength=256)  # exact statistics from the value histogram
+    values = np.arange(256) / 255.0
+    mean = (counts * values).sum() / counts.sum()
+    std = np.sqrt((counts * (values - mean) ** 2).sum() / counts.sum())
+    assert abs(mean - FashionMNIST.MEAN[0]) < 1e-4
+    assert abs(std - FashionMNIST.STD[0]) < 1e-4
+    x, y = next(iter(DataLoader(test, batch_size=64)))
+    assert x.shape == (64, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert 0.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_small_written_files(tmp_path, compress):
+    root = _small_root(tmp_path, compress=compress)
+    train = FashionMNIST(root, "train", dev_size=10)
+    dev = FashionMNIST(root, "dev", dev_size=10)
+    test = FashionMNIST(root, "test")
+    assert (len(train), len(dev), len(test)) == (20, 10, 12)
+    raw = read_idx(root / ("train-images-idx3-ubyte" + (".gz" if compress else "")), 2051)
+    np.testing.assert_array_equal(dev.images[..., 0], raw[20:])
+    np.testing.assert_array_equal(train.labels, np.arange(20) % 10)
+    with pytest.raises(ValueError):
+        FashionMNIST(root, "dev", dev_size=31)
+
+
+def test_bad_magic_truncation_and_missing(tmp_path):
+    root = _small_root(tmp_path)
+    _write_idx(root / "t10k-labels-idx1-ubyte.gz", np.arange(12) % 10, magic=2051)
+    with pytest.raises(IDXFormatError, match="magic number 2051, expected 2049"):
+        FashionMNIST(root, "test")
+    images = root / "train-images-idx3-ubyte.gz"
+    data = gzip.decompress(images.read_bytes())
+    images.write_bytes(gzip.compress(data[:-100]))
+    with pytest.raises(IDXFormatError, match="header announces"):
+        FashionMNIST(root, "train")
+    images.write_bytes(b"not gzip at all")
+    with pytest.raises(IDXFormatError):
+        FashionMNIST(root, "train")
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as info:
+        FashionMNIST(tmp_path / "empty", "train")
+    assert str(tmp_path / "empty" / "train-images-idx3-ubyte.gz") in str(info.value)
+    with pytest.raises(ValueError, match="split"):
+        FashionMNIST(root, "valid")
