@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,31 +36,75 @@ _state = threading.local()
 
 
 def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()`` (per thread)."""
     return getattr(_state, "grad_enabled", True)
 
 
-def set_grad_enabled(mode: bool) -> None:
+def _set_mode(mode: bool) -> None:
     _state.grad_enabled = bool(mode)
 
 
 class _GradMode(contextlib.ContextDecorator):
+    """Sets the grad mode on ``__enter__`` and restores the previous one on ``__exit__``.
+
+    Re-entrant: the previous modes are kept on a stack, so one instance may be
+    entered recursively (a decorated recursive function) and still restore
+    correctly.
+    """
+
     def __init__(self, mode: bool) -> None:
-        self.mode = mode
+        self.mode = bool(mode)
+        self._previous: list[bool] = []
 
     def __enter__(self) -> None:
-        self.previous = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        self._previous.append(is_grad_enabled())
+        _set_mode(self.mode)
 
     def __exit__(self, *exc: object) -> None:
-        set_grad_enabled(self.previous)
+        _set_mode(self._previous.pop())
+
+    def _recreate_cm(self) -> _GradMode:
+        # A fresh instance per decorated call: safe across threads and recursion.
+        return _GradMode(self.mode)
 
 
-def no_grad() -> _GradMode:
-    """Context manager and decorator: ops inside record no graph (inference, optimizer steps)."""
+class set_grad_enabled(_GradMode):  # noqa: N801  (named like a function, as in PyTorch)
+    """Switch gradient recording on or off.
+
+    Called as a function it sets the mode at once (``set_grad_enabled(False)``);
+    used as a context manager it restores the previous mode on exit::
+
+        with set_grad_enabled(training):
+            loss = model(x)
+    """
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        self._previous.append(is_grad_enabled())
+        _set_mode(self.mode)
+
+    def __enter__(self) -> None:
+        pass  # the mode was already set by __init__
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous:
+            _set_mode(self._previous.pop())
+
+
+def no_grad(func: Callable | None = None) -> Any:
+    """Context manager and decorator: ops inside record no graph (inference, optimizer steps).
+
+    Use as ``with no_grad():``, ``@no_grad()`` or ``@no_grad``.
+    """
+    if func is not None:
+        return _GradMode(False)(func)
     return _GradMode(False)
 
 
-def enable_grad() -> _GradMode:
+def enable_grad(func: Callable | None = None) -> Any:
+    """Context manager and decorator that turns gradient recording back on (inside ``no_grad``)."""
+    if func is not None:
+        return _GradMode(True)(func)
     return _GradMode(True)
 
 
@@ -159,18 +204,38 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+def _accumulate_into(tensor: Tensor, g: Any) -> None:
+    """Add ``g`` to ``tensor.grad``; the first time, store a private contiguous copy.
+
+    The copy matters: a backward may hand out a read-only broadcast view
+    (``Sum``) or the very same array to two inputs (``Add``), and optimizers
+    update ``.grad`` in place.  The stored gradient always has the tensor's dtype.
+    """
+    if tensor.grad is None:
+        tensor.grad = tensor.xp.array(g, dtype=tensor.dtype, copy=True, order="C")
+    else:
+        tensor.grad = tensor.grad + g.astype(tensor.dtype, copy=False)
+
+
 def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into every leaf's ``.grad``.
 
     Walks the graph once in reverse topological order: each tensor's gradient is
     complete (all consumers have contributed, summed) before it is pushed to its
-    inputs through its Function's ``backward``.  Without ``retain_graph`` the
-    saved arrays are released, and a second backward through them is an error.
+    inputs through its Function's ``backward``.  Without ``retain_graph`` each
+    node's saved arrays are released as soon as it has been used (so memory
+    falls during the walk), and a second backward through it is an error.  The
+    nodes stay linked (``viz.draw_graph`` can still draw the graph); the graph
+    is collected when its output tensor is.
     """
+    from . import backend  # noqa: PLC0415
     from .tensor import Tensor  # noqa: PLC0415
 
     if not root.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no graph "
+            "(was it computed under no_grad(), or from tensors without requires_grad=True?)"
+        )
     xp = root.xp
     if grad is None:
         if root.data.size != 1:
@@ -180,7 +245,11 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             )
         grad = xp.ones_like(root.data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.dtype)
+        if isinstance(grad, Tensor):
+            if grad.device != root.device:
+                raise RuntimeError(f"backward: grad is on {grad.device} but the output is on {root.device}")
+            grad = grad.data
+        grad = backend.asarray(grad, dtype=root.dtype, device=root.device)
         if tuple(grad.shape) != tuple(root.shape):
             raise ValueError(
                 f"backward: grad shape {tuple(grad.shape)} does not match output shape {tuple(root.shape)}"
@@ -194,7 +263,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 continue
             node = tensor._node
             if node is None or tensor._retains_grad:
-                tensor.grad = g if tensor.grad is None else tensor.grad + g
+                _accumulate_into(tensor, g)
             if node is None:
                 continue
             if node.freed:
@@ -218,6 +287,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                         f"{node.name}.backward returned a gradient of shape {tuple(pg.shape)} "
                         f"for an input of shape {tuple(parent.shape)}"
                     )
+                if pg.dtype != parent.dtype:  # safety net for the dtype discipline
+                    pg = pg.astype(parent.dtype)
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:

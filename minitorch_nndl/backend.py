@@ -45,6 +45,7 @@ def cuda_is_available() -> bool:
 
 
 def cuda_device_count() -> int:
+    """How many CUDA GPUs CuPy sees (0 without CuPy)."""
     cp = _import_cupy()
     return 0 if cp is None else int(cp.cuda.runtime.getDeviceCount())
 
@@ -109,6 +110,10 @@ def to_device(array: Any, device: str) -> Any:
         return array.get() if is_cuda_array(array) else np.asarray(array)
     cp = xp_for(device)
     with cp.cuda.Device(_cuda_index(device)):
+        if is_cuda_array(array):
+            # cupy.asarray would hand back the array on its old GPU; copy() copies
+            # onto the current device (peer-to-peer when possible).
+            return array.copy()
         return cp.asarray(array)
 
 
@@ -120,6 +125,8 @@ def asarray(data: Any, dtype: Any = None, device: str = "cpu") -> Any:
         return np.asarray(data, dtype=dtype)
     cp = xp_for(device)
     with cp.cuda.Device(_cuda_index(device)):
+        if is_cuda_array(data) and device_of(data) != device:
+            data = data.copy()  # onto this GPU (cupy.asarray would keep the old one)
         return cp.asarray(data, dtype=dtype)
 
 
@@ -176,6 +183,7 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the CPU generator's state from :func:`get_rng_state`."""
     _cpu_rng.bit_generator.state = state
 
 
@@ -199,14 +207,25 @@ def as_dtype(dtype: Any) -> np.dtype:
 
 
 def is_floating(dtype: Any) -> bool:
+    """True for float16/32/64."""
     return np.dtype(dtype).kind == "f"
 
 
 def scatter_add(target: Any, index: Any, values: Any) -> None:
-    """``target[index] += values`` where repeated indices accumulate (in place)."""
-    if is_cuda_array(target):
-        import cupyx  # noqa: PLC0415
+    """``target[index] += values`` where repeated indices accumulate (in place).
 
-        cupyx.scatter_add(target, index, values)
+    Plain ``target[index] += values`` would keep only one of the repeats.  NumPy
+    does it with ``np.add.at``; CuPy with ``cupy.add.at`` (CuPy >= 13) or the older
+    ``cupyx.scatter_add`` (atomicAdd: float32/float64/int32 targets, not float16).
+    """
+    if is_cuda_array(target):
+        cp = _import_cupy()
+        add_at = getattr(cp.add, "at", None)
+        if add_at is not None:
+            add_at(target, index, values)
+        else:
+            import cupyx  # noqa: PLC0415
+
+            cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)

@@ -100,9 +100,14 @@ def gradcheck(
         x = prepared[i]
         analytic = np.zeros(x.shape) if x.grad is None else backend.to_numpy(x.grad).astype(np.float64)
         numeric = numerical_grad(fn, prepared, i, eps, weights)
+        if analytic.shape != numeric.shape:
+            message = f"gradcheck failed for input {i}: gradient shape {analytic.shape} != input shape {numeric.shape}"
+            if raise_exception:
+                raise GradcheckError(message)
+            return False
         error = np.abs(analytic - numeric)
         allowed = atol + rtol * np.abs(numeric)
-        if analytic.shape != numeric.shape or not np.all(error <= allowed):
+        if not np.all(error <= allowed):
             worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape) if error.size else ()
             message = (
                 f"gradcheck failed for input {i} (shape {x.shape}) at index {tuple(int(k) for k in worst)}: "

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import backend
 from .autograd import backward as _backward
+from .autograd import is_grad_enabled
 
 Shape = tuple[int, ...]
 
@@ -62,7 +63,13 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
-        """Wrap an existing backend array without copying or converting it."""
+        """Wrap an existing backend array without copying it.
+
+        NumPy reductions of a whole array return NumPy *scalars*; they become 0-d
+        arrays here, so ``.data`` is always an ndarray (in-place updates work).
+        """
+        if isinstance(array, backend.np.generic):
+            array = backend.np.asarray(array)
         t = cls.__new__(cls)
         t.data = array
         t.grad = None
@@ -215,6 +222,12 @@ class Tensor:
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
         return bool(self.item())
 
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
             yield self[i]
@@ -264,6 +277,26 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         return _shape.getitem(self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """In-place ``self[index] = value`` on the array; not recorded by autograd.
+
+        Allowed on tensors outside the graph, and on leaves under ``no_grad()``
+        (as optimizers and initializers do).  Writing into an array some op saved
+        for its backward would silently change that gradient, so avoid it.
+        """
+        if self._node is not None:
+            raise RuntimeError(
+                f"__setitem__: in-place assignment to a tensor produced by {self._node.name} "
+                "would corrupt the graph; build a new tensor instead (e.g. mt.where)"
+            )
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError("__setitem__: in-place assignment to a leaf that requires grad; wrap it in mt.no_grad()")
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise RuntimeError(f"__setitem__: value is on {value.device} but the tensor is on {self.device}")
+            value = value.data
+        self.data[_shape._convert_index(index, self)] = value
 
     # comparisons give non-differentiable boolean tensors
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
@@ -371,14 +404,26 @@ class Tensor:
 
 
 def _shape_arg(shape: tuple) -> Shape:
+    """``(2, 3)``, ``((2, 3),)`` or ``([2, 3],)`` -> ``(2, 3)``; negative sizes are an error."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(int(s) for s in shape[0])
-    return tuple(int(s) for s in shape)
+        shape = tuple(shape[0])
+    out = tuple(int(s) for s in shape)
+    if any(n < 0 for n in out):
+        raise ValueError(f"negative dimension in shape {out}")
+    return out
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new leaf tensor from a Python number, nested list, NumPy/CuPy array or Tensor."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    """A new leaf tensor from a Python number, nested list, NumPy/CuPy array or Tensor.
+
+    It always owns a copy of the values (like ``torch.tensor``); the ``Tensor(...)``
+    constructor instead reuses an array that already has the right dtype and device.
+    """
+    source = data.data if isinstance(data, Tensor) else data
+    t = Tensor(data, dtype=dtype, device=device)
+    if t.data is source:
+        t.data = t.data.copy()
+    return t.requires_grad_(requires_grad)
 
 
 def _filled(fill: str, shape: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
@@ -402,9 +447,10 @@ def empty(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: boo
 
 
 def full(
-    shape: Sequence[int], fill_value: float, dtype: Any = None, device: Any = None, requires_grad: bool = False
+    shape: int | Sequence[int], fill_value: float, dtype: Any = None, device: Any = None, requires_grad: bool = False
 ) -> Tensor:
-    t = _filled("empty", tuple(shape), dtype, device, False)
+    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype`` says otherwise)."""
+    t = _filled("empty", (shape,), dtype, device, False)
     t.data.fill(fill_value)
     return t.requires_grad_(requires_grad)
 
@@ -434,13 +480,14 @@ def rand(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _random("uniform", shape, dtype, device, requires_grad)
 
 
-def randint(low: int, high: int, shape: Sequence[int], dtype: Any = None, device: Any = None) -> Tensor:
+def randint(low: int, high: int, shape: int | Sequence[int], dtype: Any = None, device: Any = None) -> Tensor:
+    """Uniform integers in [low, high) (int64 unless ``dtype`` says otherwise)."""
     device = backend.normalize_device(device)
     with backend.device_context(device):
         data = (
             backend.rng_for(device)
-            .integers(low, high, size=tuple(shape))
-            .astype(backend.as_dtype(dtype or backend.int64))
+            .integers(low, high, size=_shape_arg((shape,)))
+            .astype(backend.as_dtype(dtype or backend.int64), copy=False)
         )
     return Tensor._wrap(data)
 

@@ -30,11 +30,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Reject a bad ``--device`` once, before collection, with a plain message."""
+    choice = str(config.getoption("--device")).strip().lower()
+    if choice not in ("auto", "cpu", "cuda"):
+        raise pytest.UsageError(f"--device must be cpu, cuda or auto, got {choice!r}")
+    if choice == "cuda" and not mt.cuda.is_available():
+        raise pytest.UsageError("--device cuda was given but no CUDA GPU is usable (is CuPy installed?)")
+
+
 def _devices(config: pytest.Config) -> list[str]:
-    choice = config.getoption("--device")
+    choice = str(config.getoption("--device")).strip().lower()
     if choice == "auto":
         return ["cpu", "cuda"] if mt.cuda.is_available() else ["cpu"]
     return [choice]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``@pytest.mark.cuda`` are skipped on machines without a GPU."""
+    if mt.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from .. import backend
@@ -27,16 +28,27 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 
 def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes.
+
+    A 0-d tensor accepts axis 0 or -1 (as in PyTorch) and has no axes to reduce,
+    so they normalize to ``()``.
+    """
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if isinstance(axis, numbers.Integral):
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < max(ndim, 1):
+        if not isinstance(a, numbers.Integral):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+        a = int(a)
+        if ndim == 0:
+            if a not in (0, -1):
+                raise ValueError(f"axis {a} is out of range for a 0-d tensor")
+            continue
+        if not -ndim <= a < ndim:
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        out.append(a % ndim)
     return tuple(sorted(set(out)))
 
 

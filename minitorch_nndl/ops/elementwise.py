@@ -103,7 +103,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  dy/da = b a^(b-1),  dy/db = y ln a  (needs a > 0 when b requires grad)."""
+    """y = a ** b;  dy/da = b a^(b-1),  dy/db = y ln a  (taken as 0 where a = 0, as PyTorch does;
+    NaN for a < 0)."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
@@ -116,12 +117,15 @@ class Pow(Function):
         a, b, y = ctx.saved_tensors
         xp = backend.xp_of(a)
         ga = unbroadcast(grad * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * y * xp.log(a), b.shape) if ctx.needs_input_grad[1] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            log_a = xp.log(xp.where(a == 0, a.dtype.type(1), a))  # y ln a -> 0 as a -> 0 (b > 0)
+            gb = unbroadcast(grad * y * log_a, b.shape)
         return ga, gb
 
 
 class PowScalar(Function):
-    """y = x ** p for a constant p;  dy/dx = p x^(p-1)."""
+    """y = x ** p for a constant p;  dy/dx = p x^(p-1)  (0 for p = 0)."""
 
     @staticmethod
     def forward(ctx: Context, x: Any, p: float) -> Any:
@@ -133,6 +137,8 @@ class PowScalar(Function):
     def backward(ctx: Context, grad: Any) -> Any:
         (x,) = ctx.saved_tensors
         p = ctx.p
+        if p == 0:
+            return (backend.xp_of(grad).zeros_like(grad),)
         return (grad * (p * x ** (p - 1)).astype(x.dtype, copy=False),)
 
 
@@ -298,7 +304,7 @@ class ReLU(Function):
     def forward(ctx: Context, x: Any) -> Any:
         mask = x > 0
         ctx.save_for_backward(mask)
-        return x * mask
+        return backend.xp_of(x).maximum(x, x.dtype.type(0))  # not x * mask: -inf * 0 is NaN
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -334,7 +340,12 @@ class Clamp(Function):
         if hi is not None:
             inside &= x <= hi
         ctx.save_for_backward(inside)
-        return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+        y = x
+        if lo is not None:  # maximum/minimum rather than clip: CuPy's clip wants both bounds
+            y = xp.maximum(y, lo)
+        if hi is not None:
+            y = xp.minimum(y, hi)
+        return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -343,6 +354,13 @@ class Clamp(Function):
 
 
 # ------------------------------------------------------------------ public functions
+
+
+def _to_float(x: Any) -> Any:
+    """Integer and boolean tensors become float32 for ops whose results are fractions."""
+    if isinstance(x, Tensor) and not backend.is_floating(x.dtype):
+        return x.to(dtype=backend.default_float)
+    return x
 
 
 def _binary(function: type[Function], a: Any, b: Any, name: str) -> Tensor:
@@ -367,16 +385,26 @@ def mul(a: Any, b: Any) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b with broadcasting."""
-    return _binary(Div, a, b, "div")
+    """a / b with broadcasting; true division, so integer operands give float32."""
+    a, b = coerce_pair(a, b, "div")
+    if not backend.is_floating(a.dtype):
+        a, b = _to_float(a), _to_float(b)
+    check_broadcast(a, b, "div")
+    return Div.apply(a, b)
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001
-    """a ** b: a constant exponent uses the cheaper PowScalar."""
-    if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        p = float(b)
-        if p == int(p) and not backend.is_floating(a.dtype):
-            return Tensor._wrap(a.data ** int(p))
+    """a ** b: a constant scalar exponent uses the cheaper PowScalar.
+
+    An integer tensor to a non-negative integer power stays integer; to any other
+    power it is computed in float32 (as in PyTorch).
+    """
+    if isinstance(a, Tensor) and not isinstance(b, Tensor) and backend.np.ndim(b) == 0:
+        p = float(b.item() if hasattr(b, "item") else b)
+        if not backend.is_floating(a.dtype):
+            if p == int(p) and p >= 0:
+                return Tensor._wrap(a.data ** int(p))
+            a = a.to(dtype=backend.default_float)
         return PowScalar.apply(a, p)
     return _binary(Pow, a, b, "pow")
 
@@ -413,15 +441,15 @@ def neg(x: Tensor) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(_to_float(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(_to_float(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(_to_float(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -429,11 +457,11 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(_to_float(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_to_float(x))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -441,7 +469,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyReLU.apply(x, negative_slope)
+    return LeakyReLU.apply(_to_float(x), negative_slope)
 
 
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002

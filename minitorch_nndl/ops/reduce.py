@@ -76,8 +76,9 @@ class Max(Function):
     @staticmethod
     def forward(ctx: Context, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
         y = x.max(axis=axes, keepdims=True)
-        mask = (x == y).astype(x.dtype)
-        ctx.save_for_backward(mask / mask.sum(axis=axes, keepdims=True))
+        if ctx.needs_input_grad:  # the tie-sharing mask is only needed for backward
+            mask = (x == y).astype(x.dtype)
+            ctx.save_for_backward(mask / mask.sum(axis=axes, keepdims=True))
         ctx.axes, ctx.keepdims = axes, keepdims
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
@@ -93,8 +94,9 @@ class Min(Function):
     @staticmethod
     def forward(ctx: Context, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
         y = x.min(axis=axes, keepdims=True)
-        mask = (x == y).astype(x.dtype)
-        ctx.save_for_backward(mask / mask.sum(axis=axes, keepdims=True))
+        if ctx.needs_input_grad:
+            mask = (x == y).astype(x.dtype)
+            ctx.save_for_backward(mask / mask.sum(axis=axes, keepdims=True))
         ctx.axes, ctx.keepdims = axes, keepdims
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
@@ -109,7 +111,7 @@ class LogSumExp(Function):
     def forward(ctx: Context, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
         xp = backend.xp_of(x)
         m = x.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
+        m = xp.where(xp.isfinite(m), m, m.dtype.type(0))  # all -inf (or inf) along an axis: no shift
         e = xp.exp(x - m)
         s = e.sum(axis=axes, keepdims=True)
         ctx.save_for_backward(e / s)
@@ -163,6 +165,11 @@ class LogSoftmax(Function):
 # ------------------------------------------------------------------ public functions
 
 
+def _to_float(x: Tensor) -> Tensor:
+    """Integer and boolean tensors become float32 for ops whose results are fractions."""
+    return x if backend.is_floating(x.dtype) else x.to(dtype=backend.default_float)
+
+
 def _reduce(function: type[Function], x: Tensor, axis: Any, keepdims: bool, *extra: Any) -> Tensor:
     axes = normalize_axes(axis, x.ndim)
     return function.apply(x, axes, keepdims, *extra)
@@ -175,14 +182,12 @@ def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
 
 def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``; an integer tensor gives a float32 mean."""
-    if not backend.is_floating(x.dtype):
-        x = x.to(dtype=backend.default_float)
-    return _reduce(Mean, x, axis, keepdims)
+    return _reduce(Mean, _to_float(x), axis, keepdims)
 
 
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 0) -> Tensor:
     """Variance over ``axis``, dividing by n - correction (0: biased, 1: unbiased)."""
-    return _reduce(Var, x, axis, keepdims, correction)
+    return _reduce(Var, _to_float(x), axis, keepdims, correction)
 
 
 def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -201,17 +206,25 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
 
 def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably (no overflow for logits of 1e4)."""
-    return _reduce(LogSumExp, x, axis, keepdims)
+    return _reduce(LogSumExp, _to_float(x), axis, keepdims)
+
+
+def _softmax_axis(axis: int, ndim: int) -> int | None:
+    """One normalized axis (None for a 0-d tensor, whose softmax is 1)."""
+    axes = normalize_axes(axis, ndim)
+    if len(axes) != 1 and ndim:
+        raise ValueError(f"softmax: axis must be a single int, got {axis!r}")
+    return axes[0] if axes else None
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
-    return Softmax.apply(x, normalize_axes(axis, x.ndim)[0] if x.ndim else 0)
+    return Softmax.apply(_to_float(x), _softmax_axis(axis, x.ndim))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``, computed stably."""
-    return LogSoftmax.apply(x, normalize_axes(axis, x.ndim)[0] if x.ndim else 0)
+    return LogSoftmax.apply(_to_float(x), _softmax_axis(axis, x.ndim))
 
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:

@@ -69,9 +69,9 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         xp = backend.xp_of(grad)
-        dx = xp.zeros(ctx.shape, dtype=ctx.dtype)
-        if _is_basic_index(ctx.index):
-            dx[ctx.index] = grad  # a view: every element is picked at most once
+        dx = xp.zeros(ctx.shape, dtype=grad.dtype)
+        if _picks_each_once(ctx.index):
+            dx[ctx.index] = grad  # every element is picked at most once: plain assignment
         else:
             backend.scatter_add(dx, ctx.index, grad)
         return dx, None
@@ -130,6 +130,18 @@ def _is_basic_index(index: Any) -> bool:
     return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in items)
 
 
+def _picks_each_once(index: Any) -> bool:
+    """True when no element can be picked twice: basic indexing plus at most boolean masks.
+
+    Integer arrays may repeat an index, so their backward needs a scatter-add.
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(i, (int, slice, type(None), type(Ellipsis))) or getattr(i, "dtype", None) == backend.bool_
+        for i in items
+    )
+
+
 def _convert_index(index: Any, x: Tensor) -> Any:
     """Tensors and lists inside an index become arrays on ``x``'s device; checks their dtype."""
     if isinstance(index, tuple):
@@ -150,13 +162,31 @@ def _convert_index(index: Any, x: Tensor) -> Any:
 # ------------------------------------------------------------------ public functions
 
 
+def _resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with its one ``-1`` filled in; a clear error when the sizes do not match."""
+    size = 1
+    for n in old:
+        size *= n
+    unknown = [i for i, n in enumerate(shape) if n == -1]
+    known = 1
+    for n in shape:
+        if n != -1:
+            known *= n
+    bad = len(unknown) > 1 or any(n < -1 for n in shape)
+    if not bad and unknown:
+        bad = known == 0 or size % known != 0
+        if not bad:
+            shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
+    elif not bad:
+        bad = known != size
+    if bad:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {old} ({size} elements) into shape {shape}")
+    return shape
+
+
 def reshape(x: Tensor, *shape: Any) -> Tensor:
     """The same values in a new shape (one dimension may be -1)."""
-    shape = _shape_args(shape)
-    try:
-        backend.np.empty(x.shape, dtype=bool).reshape(shape)
-    except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into shape {shape}") from None
+    shape = _resolve_shape(_shape_args(shape), x.shape)
     return Reshape.apply(x, shape)
 
 
@@ -205,6 +235,8 @@ def squeeze(x: Tensor, axis: Any = None) -> Tensor:
 
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis``."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {x.shape}")
     axis = axis % (x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
@@ -224,6 +256,8 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     """Like broadcast_to; -1 keeps a dimension's size."""
     shape = _shape_args(shape)
     offset = len(shape) - x.ndim
+    if offset < 0 or any(n == -1 for n in shape[:offset]):
+        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape} (-1 only for existing dimensions)")
     shape = tuple(x.shape[i - offset] if n == -1 else n for i, n in enumerate(shape))
     return broadcast_to(x, shape)
 
@@ -233,17 +267,32 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     return GetItem.apply(x, _convert_index(index, x))
 
 
+def _common_dtype(tensors: list[Tensor], op: str) -> list[Tensor]:
+    """Cast the tensors to one dtype by the rules of ``coerce_pair`` (floats win; no float64 from int64)."""
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected a sequence of Tensors, got {type(t).__name__}")
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) == 1:
+        return tensors
+    floats = [d for d in dtypes if backend.is_floating(d)]
+    common = backend.np.result_type(*floats) if floats else backend.np.result_type(*dtypes)
+    return [t if t.dtype == common else t.to(dtype=common) for t in tensors]
+
+
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (shapes must agree elsewhere)."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
     ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated (use stack)")
     axis = normalize_axes(axis, ndim)[0]
     for t in tensors[1:]:
         if t.ndim != ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if i != axis):
             raise ValueError(f"concatenate: shapes {tensors[0].shape} and {t.shape} differ outside axis {axis}")
-    return Concatenate.apply(*tensors, axis)
+    return Concatenate.apply(*_common_dtype(tensors, "concatenate"), axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -254,13 +303,21 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: all tensors must have the same shape, got {tensors[0].shape} and {t.shape}")
-    axis = axis % (tensors[0].ndim + 1)
-    return Stack.apply(*tensors, axis)
+    ndim = tensors[0].ndim
+    if not -ndim - 1 <= axis <= ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {tensors[0].shape}")
+    return Stack.apply(*_common_dtype(tensors, "stack"), axis % (ndim + 1))
 
 
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     """Pad with a constant; ``pad_width`` as in ``numpy.pad`` (an int, a pair, or one pair per axis)."""
-    width = backend.np.broadcast_to(backend.np.asarray(pad_width, dtype=int), (x.ndim, 2))
+    try:
+        width = backend.np.broadcast_to(backend.np.asarray(pad_width, dtype=int), (x.ndim, 2))
+    except ValueError:
+        raise ValueError(
+            f"pad: pad_width {pad_width!r} does not fit a tensor of shape {x.shape} "
+            "(give an int, a (before, after) pair, or one pair per axis)"
+        ) from None
     if (width < 0).any():
         raise ValueError(f"pad: negative pad widths {pad_width}")
     return Pad.apply(x, tuple((int(lo), int(hi)) for lo, hi in width), value)
