@@ -1,0 +1,158 @@
+"""Batch normalization as one fused op with a closed-form backward.
+
+Per channel c, over the M = N (or N*H*W) values x_i of that channel:
+
+    mu = (1/M) sum_i x_i,   var = (1/M) sum_i (x_i - mu)^2,   sigma = sqrt(var + eps)
+    xhat_i = (x_i - mu) / sigma,   y_i = gamma * xhat_i + beta
+
+Backward, with g_i = dL/dy_i.  The parameters are easy:
+dL/dbeta = sum_i g_i and dL/dgamma = sum_i g_i xhat_i.  For x, every xhat_j
+depends on every x_i through mu and sigma:  dmu/dx_i = 1/M and
+dsigma/dx_i = xhat_i / M, so
+
+    dxhat_j/dx_i = (delta_ij - 1/M - xhat_i xhat_j / M) / sigma
+
+and summing  gamma g_j dxhat_j/dx_i  over j gives the closed form
+
+    dL/dx_i = gamma / (M sigma) * (M g_i - sum_j g_j - xhat_i sum_j g_j xhat_j).
+
+(The gradient is orthogonal to the constant vector and to xhat: shifting or
+scaling a channel's input does not change its normalized output.)
+
+In evaluation mode the statistics are constants (the running averages), so
+y is affine in x and  dL/dx_i = gamma g_i / sqrt(running_var + eps).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from ..autograd import Context, Function
+from ..tensor import Tensor
+
+
+class BatchNorm(Function):
+    """y = gamma (x - mu) / sigma + beta per channel.
+    Training: dL/dx = gamma/(M sigma) (M g - sum g - xhat sum(g xhat));  eval: dL/dx = gamma g / sigma.
+    Both: dL/dgamma = sum g xhat,  dL/dbeta = sum g."""
+
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: Any,
+        weight: Any,
+        bias: Any,
+        running_mean: Any,
+        running_var: Any,
+        use_batch_stats: bool,
+        update_running: bool,
+        momentum: float,
+        eps: float,
+    ) -> Any:
+        xp = backend.xp_of(x)
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # broadcasts a per-channel vector against x
+        count = x.size // x.shape[1]
+        if use_batch_stats:
+            mean = x.mean(axis=axes)
+            xhat = x - mean.reshape(shape)
+            var = xp.mean(xhat * xhat, axis=axes)  # biased: this is what normalizes
+            if update_running:
+                unbiased = var * (count / (count - 1))
+                running_mean *= 1 - momentum
+                running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
+                running_var *= 1 - momentum
+                running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
+        else:
+            mean = running_mean.astype(x.dtype, copy=False)
+            var = running_var.astype(x.dtype, copy=False)
+            xhat = x - mean.reshape(shape)
+        inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+        xhat *= inv_std.reshape(shape)
+        if weight is not None:
+            y = xhat * weight.reshape(shape)
+        else:
+            y = xhat.copy() if ctx.needs_input_grad else xhat
+        if bias is not None:
+            y += bias.reshape(shape)
+        if ctx.needs_input_grad:
+            ctx.save_for_backward(xhat, inv_std, weight)
+            ctx.axes, ctx.shape, ctx.count, ctx.batch_stats = axes, shape, count, use_batch_stats
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xhat, inv_std, weight = ctx.saved_tensors
+        axes, shape = ctx.axes, ctx.shape
+        needs = ctx.needs_input_grad
+        dx = dweight = dbias = None
+        grad_sum = grad.sum(axis=axes)
+        grad_xhat_sum = (grad * xhat).sum(axis=axes) if (needs[1] or (needs[0] and ctx.batch_stats)) else None
+        if needs[0]:
+            scale = inv_std if weight is None else weight * inv_std  # gamma / sigma per channel
+            if ctx.batch_stats:
+                m = grad.dtype.type(ctx.count)
+                dx = xhat * (grad_xhat_sum / m).reshape(shape)
+                dx += (grad_sum / m).reshape(shape)
+                xp = backend.xp_of(grad)
+                dx = xp.subtract(grad, dx, out=dx)
+                dx *= scale.reshape(shape)
+            else:
+                dx = grad * scale.reshape(shape)
+        if weight is not None and needs[1]:
+            dweight = grad_xhat_sum
+        if len(needs) > 2 and needs[2]:
+            dbias = grad_sum
+        return dx, dweight, dbias, None, None
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization of ``x`` (N, C) or (N, C, H, W) per channel C.
+
+    ``training=True`` normalizes with the batch's statistics (biased variance)
+    and, when running statistics are given, updates them in place:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the
+    *unbiased* batch variance, as PyTorch does.  ``training=False`` normalizes
+    with the running statistics (or the batch's when they are None).
+    ``weight`` (gamma) and ``bias`` (beta) are per-channel Tensors, or None.
+    """
+    op = "batch_norm"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{op}: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {x.shape}")
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
+    C = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
+        if t.shape != (C,):
+            raise ValueError(f"{op}: {name} has shape {t.shape}, expected ({C},) for input shape {x.shape}")
+        if name in ("weight", "bias") and t.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} dtype {t.dtype} differs from the input dtype {x.dtype}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not 0.0 <= float(momentum) <= 1.0:
+        raise ValueError(f"{op}: momentum must be in [0, 1], got {momentum}")
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    use_batch_stats = bool(training) or running_mean is None
+    if use_batch_stats and x.numel() // max(C, 1) <= 1:
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, got input shape {x.shape}")
+    update_running = bool(training) and running_mean is not None
+    return BatchNorm.apply(
+        x, weight, bias, running_mean, running_var, use_batch_stats, update_running, float(momentum), float(eps)
+    )
