@@ -1,0 +1,189 @@
+"""ResNet18 (CIFAR stem, 10 classes) throughput on the CPU: minitorch_nndl vs PyTorch.
+
+Measures, for each batch size:
+
+* train: forward + cross-entropy + backward + SGD update (momentum 0.9, weight decay 5e-4)
+* eval:  forward in eval mode without a graph
+
+and prints images/s for each framework and the ratio (PyTorch / ours).  PyTorch is used
+only when importable, with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
+NumPy uses its BLAS's own threads (set ``OMP_NUM_THREADS`` etc. to change them).
+
+    python benchmarks/bench_resnet18_cpu.py --batch-sizes 128 32 --steps 3 --warmup 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import minitorch_nndl as mt
+from minitorch_nndl import models, nn
+
+
+def _time(fn: Callable[[], None], steps: int, warmup: int) -> float:
+    """Seconds per call of ``fn`` (the mean over ``steps`` calls after ``warmup`` calls)."""
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+# ------------------------------------------------------------------ minitorch_nndl
+
+
+def _our_sgd(model: nn.Module) -> Callable[[], None]:
+    try:
+        from minitorch_nndl.optim import SGD
+
+        return SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4).step
+    except ImportError:  # the optim package is not there: the same update written inline
+        buffers: dict[int, np.ndarray] = {}
+
+        @mt.no_grad()
+        def step() -> None:
+            for p in model.parameters():
+                if p.grad is None:
+                    continue
+                g = p.grad + 5e-4 * p.data
+                buf = buffers.get(id(p))
+                buf = g if buf is None else 0.9 * buf + g
+                buffers[id(p)] = buf
+                p.data -= 0.01 * buf
+
+        return step
+
+
+def bench_ours(batch: int, steps: int, warmup: int) -> tuple[float, float]:
+    mt.manual_seed(0)
+    model = models.resnet18()
+    rng = np.random.default_rng(0)
+    x = mt.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
+    y = mt.tensor(rng.integers(0, 10, batch))
+    criterion = nn.CrossEntropyLoss()
+    sgd_step = _our_sgd(model)
+
+    def train_step() -> None:
+        model.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        sgd_step()
+
+    def eval_step() -> None:
+        with mt.no_grad():
+            model(x)
+
+    model.train()
+    train = _time(train_step, steps, warmup)
+    model.eval()
+    evaluation = _time(eval_step, steps, warmup)
+    return batch / train, batch / evaluation
+
+
+# ------------------------------------------------------------------ PyTorch
+
+
+def _torch_resnet18_cifar(torch: Any) -> Any:
+    tnn = torch.nn
+
+    class Block(tnn.Module):
+        def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(planes)
+            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(planes)
+            self.relu = tnn.ReLU(inplace=True)
+            self.downsample = None
+            if stride != 1 or inplanes != planes:
+                self.downsample = tnn.Sequential(
+                    tnn.Conv2d(inplanes, planes, 1, stride, bias=False), tnn.BatchNorm2d(planes)
+                )
+
+        def forward(self, x: Any) -> Any:
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+    layers = [tnn.Conv2d(3, 64, 3, 1, 1, bias=False), tnn.BatchNorm2d(64), tnn.ReLU(inplace=True)]
+    inplanes = 64
+    for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [Block(inplanes, planes, stride), Block(planes, planes, 1)]
+        inplanes = planes
+    layers += [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(512, 10)]
+    return tnn.Sequential(*layers)
+
+
+def bench_torch(torch: Any, batch: int, steps: int, warmup: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = _torch_resnet18_cifar(torch)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def train_step() -> None:
+        opt.zero_grad()
+        criterion(model(x), y).backward()
+        opt.step()
+
+    def eval_step() -> None:
+        with torch.no_grad():
+            model(x)
+
+    model.train()
+    train = _time(train_step, steps, warmup)
+    model.eval()
+    evaluation = _time(eval_step, steps, warmup)
+    return batch / train, batch / evaluation
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    args = parser.parse_args(argv)
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
+        except ImportError:
+            torch = None
+    info = f"ResNet18-CIFAR on the CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    info += f", numpy {np.__version__}"
+    if torch is not None:
+        info += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    print(info)
+    print(f"steps={args.steps} warmup={args.warmup}; images/s (higher is better)\n")
+    header = f"{'batch':>5}  {'mode':<5}  {'minitorch_nndl':>14}"
+    if torch is not None:
+        header += f"  {'pytorch':>10}  {'torch/ours':>10}"
+    print(header)
+    for batch in args.batch_sizes:
+        ours = bench_ours(batch, args.steps, args.warmup)
+        ref = bench_torch(torch, batch, args.steps, args.warmup) if torch is not None else None
+        for i, mode in enumerate(("train", "eval")):
+            line = f"{batch:>5}  {mode:<5}  {ours[i]:>14.1f}"
+            if ref is not None:
+                line += f"  {ref[i]:>10.1f}  {ref[i] / ours[i]:>10.2f}"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

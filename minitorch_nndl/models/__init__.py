@@ -1,0 +1,30 @@
+"""``minitorch_nndl.models``: ready-made networks.
+
+resnet18, resnet34, resnet50, resnet101, resnet152   (ResNet, BasicBlock, Bottleneck)
+    stem="cifar" (3x3 conv, no max-pool; 32x32 inputs) or "imagenet" (torchvision's)
+LeNet5                                                (28x28 or 32x32 inputs)
+VGG, vgg11, vgg16                                     (with BatchNorm, 32x32 inputs)
+count_parameters, count_macs                          (model size and cost)
+"""
+
+from .lenet import LeNet5
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from .summary import count_macs, count_parameters
+from .vgg import VGG, vgg11, vgg16
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "LeNet5",
+    "ResNet",
+    "VGG",
+    "count_macs",
+    "count_parameters",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg16",
+]

@@ -1,0 +1,104 @@
+"""Modules that hold other modules: ``Sequential``, ``ModuleList``, and the do-nothing ``Identity``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .module import Module
+
+
+class Identity(Module):
+    """y = x (a placeholder, e.g. a ResNet's max-pool on 32x32 inputs);  dy/dx = 1."""
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Sequential(Module):
+    """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+
+    Children are named ``"0"``, ``"1"``, ... (or by the keys of an ``OrderedDict``),
+    which gives state-dict keys such as ``"layer1.0.conv1.weight"``.  Indexing with an
+    int returns a module, with a slice a new ``Sequential`` over the same modules.
+    """
+
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(modules):
+                self.add_module(str(index), module)
+
+    def _index(self, index: int) -> str:
+        n = len(self._modules)
+        if not -n <= index < n:
+            raise IndexError(f"{type(self).__name__} index {index} out of range for length {n}")
+        return list(self._modules)[index % n]
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return self._modules[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        setattr(self, self._index(index), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (a plain Python list would hide them).
+
+    It has no ``forward``: the owner decides how to call its entries.
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _index(self, index: int) -> str:
+        n = len(self._modules)
+        if not -n <= index < n:
+            raise IndexError(f"ModuleList index {index} out of range for length {n}")
+        return str(index % n)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
+        return self._modules[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        setattr(self, self._index(index), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self

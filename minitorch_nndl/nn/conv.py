@@ -1,0 +1,87 @@
+"""``Conv2d``: a 2-D convolution layer (cross-correlation, as in every DL framework)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import backend
+from ..tensor import Tensor, empty
+from . import functional as F  # noqa: N812  (PyTorch's conventional name)
+from . import init
+from ._utils import float_dtype, pair
+from .module import Module
+from .parameter import Parameter
+
+
+class Conv2d(Module):
+    """y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x[n, c, s*h + d*i - p, s*w + d*j - p].
+
+    Weight shape (out_channels, in_channels // groups, kh, kw), bias shape (out_channels,).
+    Initialised as PyTorch does: W ~ kaiming_uniform_(a=sqrt(5)) (= U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
+    b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels/groups * kh * kw.
+    Gradients: see :func:`minitorch_nndl.ops.conv.conv2d`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        if in_channels <= 0 or out_channels <= 0 or groups <= 0:
+            raise ValueError(
+                f"Conv2d: in_channels, out_channels and groups must be positive, "
+                f"got {in_channels}, {out_channels}, {groups}"
+            )
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                f"must be divisible by groups ({groups})"
+            )
+        dtype = float_dtype(dtype, "Conv2d")
+        device = backend.normalize_device(device)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = pair(kernel_size, "Conv2d kernel_size")
+        self.stride = pair(stride, "Conv2d stride")
+        self.padding = pair(padding, "Conv2d padding")
+        self.dilation = pair(dilation, "Conv2d dilation")
+        self.groups = groups
+        kh, kw = self.kernel_size
+        self.weight = Parameter(empty(out_channels, in_channels // groups, kh, kw, dtype=dtype, device=device))
+        if bias:
+            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
