@@ -13,7 +13,9 @@ The public API at a glance::
     nn, optim, data, models, train, viz, testing   (subpackages)
 """
 
-from . import cuda
+# Subpackages. `train`, `viz` and `testing` load on first use (see __getattr__ below):
+# they pull in matplotlib / hypothesis, which `import minitorch_nndl` should not pay for.
+from . import cuda, data, models, nn, optim
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import bool_, float16, float32, float64, int32, int64, manual_seed, uint8
 from .gradcheck import GradcheckError, gradcheck
@@ -73,4 +75,15 @@ from .tensor import (
 
 __version__ = "0.1.0"
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+_LAZY_SUBPACKAGES = ("train", "viz", "testing")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'minitorch_nndl' has no attribute {name!r}")
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + list(_LAZY_SUBPACKAGES)
