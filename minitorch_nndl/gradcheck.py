@@ -84,7 +84,9 @@ def gradcheck(
         if not isinstance(value, Tensor):
             value = Tensor(value) if hasattr(value, "shape") else value
         if isinstance(value, Tensor) and backend.is_floating(value.dtype):
-            data = value.xp.array(value.data, dtype=backend.float64, copy=True)
+            data = value.xp.array(
+                value.data, dtype=backend.float64, copy=True, order="C"
+            )  # contiguous, so perturbing .reshape(-1) perturbs it
             value = Tensor._wrap(data, requires_grad=True)
             checked.append(i)
         prepared.append(value)
