@@ -287,8 +287,11 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                         f"{node.name}.backward returned a gradient of shape {tuple(pg.shape)} "
                         f"for an input of shape {tuple(parent.shape)}"
                     )
-                if pg.dtype != parent.dtype:  # safety net for the dtype discipline
-                    pg = pg.astype(parent.dtype)
+                if pg.dtype != parent.dtype:  # the dtype discipline: no silent float64 in backward
+                    raise TypeError(
+                        f"{node.name}.backward returned a {pg.dtype} gradient for a {parent.dtype} input; "
+                        "a backward must return gradients in its input's dtype"
+                    )
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:

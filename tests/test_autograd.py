@@ -397,3 +397,21 @@ def test_graph_is_freed_when_the_output_is_dropped() -> None:
     y.backward()
     del y
     assert _live_tensors() == before
+
+
+def test_backward_returning_float64_for_float32_input_is_an_error() -> None:
+    """The engine refuses a silent float64 gradient instead of casting it away."""
+    from minitorch_nndl.autograd import Function
+
+    class LeakyDouble(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad.astype("float64") * 2,)
+
+    x = mt.ones(3, requires_grad=True)
+    with pytest.raises(TypeError, match=r"LeakyDouble\.backward returned a float64 gradient for a float32 input"):
+        LeakyDouble.apply(x).sum().backward()
