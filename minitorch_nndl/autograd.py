@@ -224,9 +224,10 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     complete (all consumers have contributed, summed) before it is pushed to its
     inputs through its Function's ``backward``.  Without ``retain_graph`` each
     node's saved arrays are released as soon as it has been used (so memory
-    falls during the walk), and a second backward through it is an error.  The
-    nodes stay linked (``viz.draw_graph`` can still draw the graph); the graph
-    is collected when its output tensor is.
+    falls during the walk) together with its links to its inputs, so keeping the
+    output (``losses.append(loss)``) does not keep every activation alive; a
+    second backward through a released node is an error.  To draw the graph
+    with its gradients (``viz.draw_graph``), backward with ``retain_graph=True``.
     """
     from . import backend  # noqa: PLC0415
     from .tensor import Tensor  # noqa: PLC0415
@@ -294,6 +295,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     )
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
-            if not retain_graph:
+            if not retain_graph:  # release saved arrays and input links, as PyTorch does
                 node.ctx = Context()
+                node.inputs = (None,) * len(node.inputs)
                 node.freed = True

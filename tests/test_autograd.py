@@ -415,3 +415,20 @@ def test_backward_returning_float64_for_float32_input_is_an_error() -> None:
     x = mt.ones(3, requires_grad=True)
     with pytest.raises(TypeError, match=r"LeakyDouble\.backward returned a float64 gradient for a float32 input"):
         LeakyDouble.apply(x).sum().backward()
+
+
+def test_keeping_the_loss_after_backward_does_not_keep_activations_alive() -> None:
+    """`losses.append(loss)` is common in student code: backward releases the links to inputs."""
+    import weakref
+
+    x = mt.randn(4, 3, requires_grad=True)
+    hidden = (x * 2.0).relu()
+    probe = weakref.ref(hidden)
+    loss = hidden.sum()
+    del hidden
+    gc.collect()
+    assert probe() is not None  # still needed by the graph before backward
+    loss.backward()
+    gc.collect()
+    assert probe() is None
+    assert loss.grad_fn == "Sum"  # the output still says where it came from
