@@ -214,83 +214,30 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def _resnet(
-    block: type[BasicBlock] | type[Bottleneck],
-    layers: list[int],
-    num_classes: int,
-    stem: str,
-    in_channels: int,
-    zero_init_residual: bool,
-    device: Any,
-    dtype: Any,
-) -> ResNet:
-    return ResNet(
-        block,
-        layers,
-        num_classes=num_classes,
-        stem=stem,
-        in_channels=in_channels,
-        zero_init_residual=zero_init_residual,
-        device=device,
-        dtype=dtype,
-    )
+# The five depths of the paper: which block, and how many per stage.  Every keyword of
+# ResNet (stem, in_channels, zero_init_residual, width_per_group, device, dtype, ...) passes through.
 
 
-def resnet18(
-    num_classes: int = 10,
-    stem: str = "cifar",
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    device: Any = None,
-    dtype: Any = None,
-) -> ResNet:
+def resnet18(num_classes: int = 10, **kwargs: Any) -> ResNet:
     """ResNet18: BasicBlock x [2, 2, 2, 2]; 11,173,962 parameters (CIFAR stem, 10 classes)."""
-    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, stem, in_channels, zero_init_residual, device, dtype)
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, **kwargs)
 
 
-def resnet34(
-    num_classes: int = 10,
-    stem: str = "cifar",
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    device: Any = None,
-    dtype: Any = None,
-) -> ResNet:
+def resnet34(num_classes: int = 10, **kwargs: Any) -> ResNet:
     """ResNet34: BasicBlock x [3, 4, 6, 3]."""
-    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, stem, in_channels, zero_init_residual, device, dtype)
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
-def resnet50(
-    num_classes: int = 10,
-    stem: str = "cifar",
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    device: Any = None,
-    dtype: Any = None,
-) -> ResNet:
+def resnet50(num_classes: int = 10, **kwargs: Any) -> ResNet:
     """ResNet50: Bottleneck x [3, 4, 6, 3]."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, stem, in_channels, zero_init_residual, device, dtype)
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
-def resnet101(
-    num_classes: int = 10,
-    stem: str = "cifar",
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    device: Any = None,
-    dtype: Any = None,
-) -> ResNet:
+def resnet101(num_classes: int = 10, **kwargs: Any) -> ResNet:
     """ResNet101: Bottleneck x [3, 4, 23, 3]."""
-    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, stem, in_channels, zero_init_residual, device, dtype)
+    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes, **kwargs)
 
 
-def resnet152(
-    num_classes: int = 10,
-    stem: str = "cifar",
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    device: Any = None,
-    dtype: Any = None,
-) -> ResNet:
+def resnet152(num_classes: int = 10, **kwargs: Any) -> ResNet:
     """ResNet152: Bottleneck x [3, 8, 36, 3]."""
-    return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, stem, in_channels, zero_init_residual, device, dtype)
+    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes, **kwargs)
