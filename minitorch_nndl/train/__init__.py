@@ -1,0 +1,50 @@
+"""``minitorch_nndl.train``: the training loop and what surrounds it.
+
+* :class:`Trainer` -- ``fit`` / ``evaluate`` / ``predict``, best and last checkpoints,
+  exact resume, Ctrl-C and NaN handling, history (see :mod:`.trainer`);
+* metrics counted on the device: :class:`Accuracy`, :class:`TopKAccuracy`,
+  :class:`PerClassAccuracy`, :class:`ConfusionMatrix` (see :mod:`.metrics` for the
+  bugs they avoid);
+* checkpoints as pickle-free ``.npz``: :func:`save_checkpoint`, :func:`load_checkpoint`;
+* :class:`History` (JSON/CSV) and :mod:`.plots` (PNG figures; imported lazily because
+  it loads matplotlib).
+"""
+
+from .checkpoint import (
+    load_checkpoint,
+    restore_model,
+    restore_optimizer,
+    restore_scheduler,
+    save_checkpoint,
+)
+from .history import History
+from .metrics import Accuracy, ConfusionMatrix, MeanMetric, Metric, PerClassAccuracy, TopKAccuracy
+from .trainer import FitResult, NonFiniteLossError, Trainer
+
+
+def __getattr__(name: str):
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Trainer",
+    "FitResult",
+    "NonFiniteLossError",
+    "History",
+    "Metric",
+    "Accuracy",
+    "TopKAccuracy",
+    "PerClassAccuracy",
+    "ConfusionMatrix",
+    "MeanMetric",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore_model",
+    "restore_optimizer",
+    "restore_scheduler",
+    "plots",
+]

@@ -1,0 +1,245 @@
+"""Checkpoints as one ``.npz`` file: arrays as arrays, everything else as JSON.  No pickle.
+
+Layout of a checkpoint written by :func:`save_checkpoint`::
+
+    model/layer1.0.conv1.weight          float32 array   (model.state_dict())
+    model/bn1.running_mean               float32 array
+    optimizer/state/3/momentum_buffer    float32 array   (optimizer.state_dict())
+    __meta__                             uint8 array: UTF-8 JSON text
+
+The nested ``state_dict`` of an optimizer or scheduler (dicts, lists, tuples, Python
+and NumPy scalars, strings, arrays) is split in two: every array is stored as its
+own ``.npz`` entry named by its path in the structure, and the rest of the
+structure is stored in the JSON under ``"tree"``, with ``{"__array__": KEY}`` where an
+array was.  ``load_checkpoint`` rebuilds the structure exactly: int dict keys, tuples,
+NumPy scalar dtypes and array dtypes all round-trip.
+
+Because the file holds only numeric arrays and JSON, ``np.load(..., allow_pickle=False)``
+reads it, and loading a checkpoint from an untrusted source cannot execute code
+(unlike ``torch.load`` / ``pickle``).
+
+Writes are atomic: the file is written to a temporary name in the same directory,
+flushed to disk, and moved over the destination with ``os.replace``, so a crash or
+Ctrl-C while saving leaves the previous checkpoint intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "flatten_state",
+    "unflatten_state",
+    "restore_model",
+    "restore_optimizer",
+    "restore_scheduler",
+    "to_jsonable",
+]
+
+META_KEY = "__meta__"
+FORMAT_VERSION = 1
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or backend.is_cuda_array(x)
+
+
+def _is_tensor(x: Any) -> bool:
+    return hasattr(x, "data") and _is_array(getattr(x, "data", None)) and hasattr(x, "requires_grad")
+
+
+def flatten_state(tree: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """Move every array of ``tree`` into ``arrays`` (keyed ``prefix/path``); return the JSON skeleton.
+
+    Arrays (NumPy, CuPy or Tensors) are copied to host memory.  Dict keys that are not
+    all strings, tuples and NumPy scalars are tagged so that they round-trip exactly.
+    """
+    if _is_tensor(tree):
+        tree = tree.data
+    if _is_array(tree):
+        array = backend.to_numpy(tree)
+        if array.dtype.hasobject:
+            raise TypeError(f"save_checkpoint: {prefix!r} is an object array, which cannot be saved without pickle")
+        if prefix in arrays:
+            raise ValueError(f"save_checkpoint: two entries map to the key {prefix!r}")
+        arrays[prefix] = np.asarray(array, order="C")
+        return {"__array__": prefix}
+    if isinstance(tree, np.generic):
+        return {"__scalar__": tree.item(), "dtype": tree.dtype.str}
+    if isinstance(tree, dict):
+        if all(isinstance(k, str) for k in tree) and "__array__" not in tree and "__items__" not in tree:
+            return {k: flatten_state(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
+        items = []
+        for k, v in tree.items():
+            key = k.item() if isinstance(k, np.generic) else k
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise TypeError(f"save_checkpoint: unsupported dict key {k!r} of type {type(k).__name__} at {prefix!r}")
+            items.append([key, flatten_state(v, f"{prefix}/{key}", arrays)])
+        return {"__items__": items}
+    if isinstance(tree, tuple):
+        return {"__tuple__": [flatten_state(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]}
+    if isinstance(tree, list):
+        return [flatten_state(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
+    if tree is None or isinstance(tree, (str, bool, int, float)):
+        return tree
+    if isinstance(tree, Path):
+        return str(tree)
+    raise TypeError(
+        f"save_checkpoint: cannot store a value of type {type(tree).__name__} at {prefix!r} "
+        "(allowed: arrays, tensors, dicts, lists, tuples, numbers, strings, None)"
+    )
+
+
+def unflatten_state(skeleton: Any, arrays: Any) -> Any:
+    """Inverse of :func:`flatten_state`: put the arrays back into the JSON skeleton."""
+    if isinstance(skeleton, dict):
+        if "__array__" in skeleton and len(skeleton) == 1:
+            return arrays[skeleton["__array__"]]
+        if "__scalar__" in skeleton and set(skeleton) == {"__scalar__", "dtype"}:
+            return np.dtype(skeleton["dtype"]).type(skeleton["__scalar__"])
+        if "__items__" in skeleton and len(skeleton) == 1:
+            return {k: unflatten_state(v, arrays) for k, v in skeleton["__items__"]}
+        if "__tuple__" in skeleton and len(skeleton) == 1:
+            return tuple(unflatten_state(v, arrays) for v in skeleton["__tuple__"])
+        return {k: unflatten_state(v, arrays) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, arrays) for v in skeleton]
+    return skeleton
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-friendly copy of ``value`` (NumPy scalars -> Python, tuples -> lists, Paths -> str)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _state_of(obj: Any) -> Any:
+    return obj.state_dict() if hasattr(obj, "state_dict") else obj
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Any = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    **extra: Any,
+) -> Path:
+    """Write one ``.npz`` checkpoint atomically and return its path.
+
+    ``model``/``optimizer``/``scheduler`` may be objects with ``state_dict()`` or
+    state dicts themselves.  Every keyword in ``extra`` (epoch, step, config, RNG
+    states, loader state, history, ...) is stored the same way: arrays as ``.npz``
+    entries under ``NAME/...``, the rest as JSON.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    tree: dict[str, Any] = {}
+    for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
+        if obj is not None:
+            tree[name] = flatten_state(_state_of(obj), name, arrays)
+    for name, value in extra.items():
+        if name in ("model", "optimizer", "scheduler") or name.startswith("__"):
+            raise ValueError(f"save_checkpoint: reserved name {name!r}")
+        tree[name] = flatten_state(value, name, arrays)
+    meta = {"format": "minitorch_nndl.checkpoint", "version": FORMAT_VERSION, "tree": tree}
+    text = json.dumps(meta, allow_nan=True)
+    arrays[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` into a dict of its parts.
+
+    Returns ``{"model": {...}, "optimizer": {...}, "scheduler": {...}, **extra}``
+    (only the parts that were saved), with NumPy arrays on the host.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as npz:
+        if META_KEY not in npz.files:
+            raise ValueError(f"{str(path)!r} is not a minitorch_nndl checkpoint (no {META_KEY} entry)")
+        meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+        arrays = {k: npz[k] for k in npz.files if k != META_KEY}
+    if meta.get("format") != "minitorch_nndl.checkpoint":
+        raise ValueError(f"{str(path)!r} is not a minitorch_nndl checkpoint")
+    return unflatten_state(meta["tree"], arrays)
+
+
+def _move_arrays(tree: Any, device: str) -> Any:
+    if isinstance(tree, np.ndarray):
+        return backend.to_device(tree, device)
+    if isinstance(tree, dict):
+        return {k: _move_arrays(v, device) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_move_arrays(v, device) for v in tree]
+    if isinstance(tree, tuple):
+        return tuple(_move_arrays(v, device) for v in tree)
+    return tree
+
+
+def _first_param_device(obj: Any) -> str:
+    try:
+        for group in obj.param_groups:
+            for p in group["params"]:
+                return p.device
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return "cpu"
+
+
+def restore_model(model: Any, state: dict[str, Any], strict: bool = True) -> None:
+    """Load ``state`` (the checkpoint's ``"model"`` part) into ``model`` on the model's device."""
+    device = "cpu"
+    for p in model.parameters():
+        device = p.device
+        break
+    model.load_state_dict(_move_arrays(state, device), strict=strict)
+
+
+def restore_optimizer(optimizer: Any, state: dict[str, Any]) -> None:
+    """Load an optimizer's state, moving its arrays to the device of its parameters."""
+    optimizer.load_state_dict(_move_arrays(state, _first_param_device(optimizer)))
+
+
+def restore_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
+    scheduler.load_state_dict(state)

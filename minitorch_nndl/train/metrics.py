@@ -1,0 +1,247 @@
+"""Classification metrics that count samples on the device and sync once.
+
+Every metric here follows the same three-call protocol::
+
+    metric.reset()
+    for x, y in loader:
+        metric.update(model(x), y)       # logits (N, C) or predicted labels (N,)
+    value = metric.compute()             # the only host sync
+
+``update`` keeps its running *counts* as backend arrays (NumPy on the CPU, CuPy on
+a GPU): comparing predictions with targets and summing happens on the device, so a
+training loop on a GPU never waits for the host between batches.  ``compute``
+transfers the counts once and divides.
+
+The bugs these metrics avoid (all present in the course notebook this project grew
+from, or in many like it):
+
+* **Averaging per-batch accuracies.**  ``mean(acc_batch)`` weights the last,
+  partial batch (say 16 images out of 10,000 with batch size 64) as much as a
+  full one.  Here the numerator and the denominator are *sample* counts summed
+  over the whole pass, so the result is exactly ``correct / seen``.
+* **Dividing by the number of batches times the batch size** (``len(loader) *
+  batch_size``), which overcounts the denominator whenever the last batch is short.
+* **Dividing by the data set size while the loader drops the last batch**
+  (``drop_last=True``): the denominator counts images that were never seen.
+* **Comparing floats from a softmax with ``==``** or thresholding scores instead
+  of taking the ``argmax`` over classes.
+* **Forgetting to reset** between epochs, so "epoch accuracy" silently becomes a
+  running average since the start of training; ``reset`` is explicit here and the
+  Trainer calls it at the start of every pass.
+* **Calling ``.item()`` per batch**, which is correct but forces a GPU sync every
+  step and makes the metric the bottleneck.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["Metric", "Accuracy", "TopKAccuracy", "ConfusionMatrix", "PerClassAccuracy", "MeanMetric", "as_array"]
+
+
+def as_array(x: Any) -> Any:
+    """The backend array behind a Tensor (or the array itself); no copy, no sync."""
+    if isinstance(x, np.ndarray) or backend.is_cuda_array(x):
+        return x
+    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
+        return x.data
+    return np.asarray(x)
+
+
+def _predictions(output: Any, opname: str) -> Any:
+    """Predicted labels (N,) from logits/probabilities (N, C) or from labels (N,)."""
+    out = as_array(output)
+    if out.ndim == 2:
+        return out.argmax(axis=1)
+    if out.ndim == 1:
+        if out.dtype.kind not in "iub":
+            raise TypeError(f"{opname}.update: 1-d predictions must be integer labels, got dtype {out.dtype}")
+        return out
+    raise ValueError(f"{opname}.update: expected logits of shape (N, C) or labels of shape (N,), got {out.shape}")
+
+
+def _targets(target: Any, n: int, opname: str) -> Any:
+    t = as_array(target)
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(f"{opname}.update: targets must have shape ({n},), got {tuple(t.shape)}")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{opname}.update: targets must be integer class labels, got dtype {t.dtype}")
+    return t
+
+
+class Metric:
+    """Base class: ``update`` accumulates on the device, ``compute`` syncs once."""
+
+    name = "metric"
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, output: Any, target: Any) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Accuracy(Metric):
+    """Fraction of samples whose ``argmax`` prediction equals the target.
+
+    ``correct`` is a 0-d int64 array on the batch's device; ``total`` is a Python
+    int (the batch size is known on the host without a sync).
+    """
+
+    name = "acc"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct: Any = None
+        self.total = 0
+
+    def update(self, output: Any, target: Any) -> None:
+        pred = _predictions(output, "Accuracy")
+        t = _targets(target, pred.shape[0], "Accuracy")
+        hits = (pred == t).sum(dtype=np.int64)
+        self.correct = hits if self.correct is None else self.correct + hits
+        self.total += int(t.shape[0])
+
+    def compute(self) -> float:
+        if self.total == 0:
+            return float("nan")
+        return int(backend.to_numpy(self.correct)) / self.total
+
+
+class TopKAccuracy(Metric):
+    """Fraction of samples whose target is among the ``k`` highest-scoring classes.
+
+    Computed by rank, not by sorting: the target is in the top k when fewer than
+    ``k`` classes score strictly higher than it (ties count in the target's favour).
+    Needs logits/scores of shape (N, C).
+    """
+
+    def __init__(self, k: int = 5) -> None:
+        if k < 1:
+            raise ValueError(f"TopKAccuracy: k must be >= 1, got {k}")
+        self.k = int(k)
+        self.name = f"top{self.k}"
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct: Any = None
+        self.total = 0
+
+    def update(self, output: Any, target: Any) -> None:
+        scores = as_array(output)
+        if scores.ndim != 2:
+            raise ValueError(f"TopKAccuracy.update: expected scores of shape (N, C), got {tuple(scores.shape)}")
+        t = _targets(target, scores.shape[0], "TopKAccuracy")
+        xp = backend.xp_of(scores)
+        target_score = scores[xp.arange(scores.shape[0]), t][:, None]
+        rank = (scores > target_score).sum(axis=1)
+        hits = (rank < self.k).sum(dtype=np.int64)
+        self.correct = hits if self.correct is None else self.correct + hits
+        self.total += int(t.shape[0])
+
+    def compute(self) -> float:
+        if self.total == 0:
+            return float("nan")
+        return int(backend.to_numpy(self.correct)) / self.total
+
+    def __repr__(self) -> str:
+        return f"TopKAccuracy(k={self.k})"
+
+
+class ConfusionMatrix(Metric):
+    """``matrix[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
+
+    One ``bincount`` of ``target * C + pred`` per batch, on the device.
+    ``compute`` returns an int64 NumPy array of shape (C, C); rows are true classes.
+    """
+
+    name = "confusion"
+
+    def __init__(self, num_classes: int) -> None:
+        if num_classes < 1:
+            raise ValueError(f"ConfusionMatrix: num_classes must be >= 1, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.reset()
+
+    def reset(self) -> None:
+        self.matrix: Any = None
+
+    def update(self, output: Any, target: Any) -> None:
+        pred = _predictions(output, type(self).__name__)
+        t = _targets(target, pred.shape[0], type(self).__name__)
+        xp = backend.xp_of(pred)
+        c = self.num_classes
+        flat = t.astype(np.int64) * c + pred.astype(np.int64)
+        counts = xp.bincount(flat, minlength=c * c)
+        if counts.shape[0] != c * c:  # a label >= num_classes made bincount longer
+            raise ValueError(f"{type(self).__name__}.update: labels must lie in [0, {c}), got larger values")
+        counts = counts.reshape(c, c).astype(np.int64)
+        self.matrix = counts if self.matrix is None else self.matrix + counts
+
+    def compute(self) -> np.ndarray:
+        if self.matrix is None:
+            return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        return backend.to_numpy(self.matrix).astype(np.int64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_classes={self.num_classes})"
+
+
+class PerClassAccuracy(ConfusionMatrix):
+    """Accuracy of each true class (the recall of each class): diag(M) / M.sum(axis=1).
+
+    ``compute`` returns a float64 NumPy array of shape (C,); a class with no samples
+    gets ``nan`` (not 0, which would read as "always wrong").
+    """
+
+    name = "per_class_acc"
+
+    def compute(self) -> np.ndarray:  # type: ignore[override]
+        m = super().compute()
+        support = m.sum(axis=1)
+        out = np.full(self.num_classes, np.nan)
+        seen = support > 0
+        out[seen] = np.diag(m)[seen] / support[seen]
+        return out
+
+
+class MeanMetric(Metric):
+    """Sample-weighted mean of a per-batch value (e.g. a mean-reduced loss).
+
+    ``update(value, n)`` adds ``value * n`` on the device; ``compute`` returns
+    ``sum(value_i * n_i) / sum(n_i)`` -- the mean over samples, exact for a short
+    last batch.
+    """
+
+    name = "mean"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.total_value: Any = None
+        self.count = 0
+
+    def update(self, value: Any, n: Any = 1) -> None:  # type: ignore[override]
+        v = as_array(value)
+        n = int(n)
+        contrib = v.astype(np.float64) * n if hasattr(v, "astype") else float(v) * n
+        self.total_value = contrib if self.total_value is None else self.total_value + contrib
+        self.count += n
+
+    def compute(self) -> float:
+        if self.count == 0:
+            return float("nan")
+        return float(backend.to_numpy(self.total_value)) / self.count
