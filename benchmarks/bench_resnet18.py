@@ -1,4 +1,4 @@
-"""ResNet18 (CIFAR stem, 10 classes) throughput on the CPU: minitorch_nndl vs PyTorch.
+"""ResNet18 (CIFAR stem, 10 classes) throughput: minitorch_nndl vs PyTorch, on the CPU or a GPU.
 
 Measures, for each batch size:
 
@@ -8,8 +8,11 @@ Measures, for each batch size:
 and prints images/s for each framework and the ratio (PyTorch / ours).  PyTorch is used
 only when importable, with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
 NumPy uses its BLAS's own threads (set ``OMP_NUM_THREADS`` etc. to change them).
+With ``--device cuda`` ours runs on CuPy (our im2col kernels + cuBLAS; set ``CUPY_TF32=1``
+for TF32) and PyTorch on its own CUDA kernels (cuDNN), each timed with a device sync.
 
-    python benchmarks/bench_resnet18_cpu.py --batch-sizes 128 32 --steps 3 --warmup 1
+    python benchmarks/bench_resnet18.py --batch-sizes 128 32 --steps 3 --warmup 1
+    CUPY_TF32=1 python benchmarks/bench_resnet18.py --device cuda --batch-sizes 256 128 --steps 20
 """
 
 from __future__ import annotations
@@ -25,66 +28,47 @@ import numpy as np
 
 import minitorch_nndl as mt
 from minitorch_nndl import models, nn
+from minitorch_nndl.optim import SGD
 
 
-def _time(fn: Callable[[], None], steps: int, warmup: int) -> float:
+def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], None]) -> float:
     """Seconds per call of ``fn`` (the mean over ``steps`` calls after ``warmup`` calls)."""
     for _ in range(warmup):
         fn()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         fn()
+    sync()
     return (time.perf_counter() - start) / steps
 
 
 # ------------------------------------------------------------------ minitorch_nndl
 
 
-def _our_sgd(model: nn.Module) -> Callable[[], None]:
-    try:
-        from minitorch_nndl.optim import SGD
-
-        return SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4).step
-    except ImportError:  # the optim package is not there: the same update written inline
-        buffers: dict[int, np.ndarray] = {}
-
-        @mt.no_grad()
-        def step() -> None:
-            for p in model.parameters():
-                if p.grad is None:
-                    continue
-                g = p.grad + 5e-4 * p.data
-                buf = buffers.get(id(p))
-                buf = g if buf is None else 0.9 * buf + g
-                buffers[id(p)] = buf
-                p.data -= 0.01 * buf
-
-        return step
-
-
-def bench_ours(batch: int, steps: int, warmup: int) -> tuple[float, float]:
+def bench_ours(batch: int, steps: int, warmup: int, device: str) -> tuple[float, float]:
     mt.manual_seed(0)
-    model = models.resnet18()
+    model = models.resnet18(device=device)
     rng = np.random.default_rng(0)
-    x = mt.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
-    y = mt.tensor(rng.integers(0, 10, batch))
+    x = mt.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32), device=device)
+    y = mt.tensor(rng.integers(0, 10, batch), device=device)
     criterion = nn.CrossEntropyLoss()
-    sgd_step = _our_sgd(model)
+    optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    sync = lambda: mt.backend.synchronize(x.device)  # noqa: E731
 
     def train_step() -> None:
-        model.zero_grad()
-        loss = criterion(model(x), y)
-        loss.backward()
-        sgd_step()
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
 
     def eval_step() -> None:
         with mt.no_grad():
             model(x)
 
     model.train()
-    train = _time(train_step, steps, warmup)
+    train = _time(train_step, steps, warmup, sync)
     model.eval()
-    evaluation = _time(eval_step, steps, warmup)
+    evaluation = _time(eval_step, steps, warmup, sync)
     return batch / train, batch / evaluation
 
 
@@ -122,13 +106,14 @@ def _torch_resnet18_cifar(torch: Any) -> Any:
     return tnn.Sequential(*layers)
 
 
-def bench_torch(torch: Any, batch: int, steps: int, warmup: int) -> tuple[float, float]:
+def bench_torch(torch: Any, batch: int, steps: int, warmup: int, device: str) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = _torch_resnet18_cifar(torch)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    model = _torch_resnet18_cifar(torch).to(device)
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     criterion = torch.nn.CrossEntropyLoss()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
 
     def train_step() -> None:
         opt.zero_grad()
@@ -140,9 +125,9 @@ def bench_torch(torch: Any, batch: int, steps: int, warmup: int) -> tuple[float,
             model(x)
 
     model.train()
-    train = _time(train_step, steps, warmup)
+    train = _time(train_step, steps, warmup, sync)
     model.eval()
-    evaluation = _time(eval_step, steps, warmup)
+    evaluation = _time(eval_step, steps, warmup, sync)
     return batch / train, batch / evaluation
 
 
@@ -154,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (ours on CuPy, PyTorch on CUDA)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     args = parser.parse_args(argv)
 
@@ -165,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(os.cpu_count() or 1)
         except ImportError:
             torch = None
-    info = f"ResNet18-CIFAR on the CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    device = mt.backend.normalize_device(args.device)
+    info = f"ResNet18-CIFAR on {device}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     info += f", numpy {np.__version__}"
     if torch is not None:
         info += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
@@ -176,8 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         header += f"  {'pytorch':>10}  {'torch/ours':>10}"
     print(header)
     for batch in args.batch_sizes:
-        ours = bench_ours(batch, args.steps, args.warmup)
-        ref = bench_torch(torch, batch, args.steps, args.warmup) if torch is not None else None
+        ours = bench_ours(batch, args.steps, args.warmup, device)
+        ref = bench_torch(torch, batch, args.steps, args.warmup, device) if torch is not None else None
         for i, mode in enumerate(("train", "eval")):
             line = f"{batch:>5}  {mode:<5}  {ours[i]:>14.1f}"
             if ref is not None:

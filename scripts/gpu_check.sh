@@ -6,7 +6,7 @@
 # 1. GPU and library versions (nvidia-smi, NumPy, CuPy, PyTorch, pytest, hypothesis)
 # 2. a 10-second CUDA smoke test of the core (randn, matmul, backward, sync)
 # 3. the test suite on the GPU:  pytest --device cuda -q -x tests  (slow tests skipped)
-# 4. the ResNet-18 benchmark on the GPU, when benchmarks/bench_resnet18_cpu.py has --device
+# 4. the ResNet-18 benchmark on the GPU: ours (CuPy + our kernels) vs PyTorch (cuDNN)
 # 5. (TODO-for-lead) a short ResNet-18 CIFAR-10 run on synthetic data
 #
 # Everything is also written to ${OUT:-/tmp}/gpu_check.log.  CUPY_TF32=1 lets CuPy's
@@ -95,15 +95,8 @@ TEST_RC=$?
 echo "pytest exit status: $TEST_RC"
 
 section "benchmark"
-BENCH=benchmarks/bench_resnet18_cpu.py
-if [ ! -f "$BENCH" ]; then
-  echo "$BENCH not found: skipped"
-elif ! grep -q -- '"--device"' "$BENCH"; then
-  echo "$BENCH has no --device option yet: skipped"
-else
-  timeout -s INT -k 10 90 python3 "$BENCH" --device cuda --steps 20 ||
-    echo "benchmark exited with status $?"
-fi
+timeout -s INT -k 10 90 python3 benchmarks/bench_resnet18.py --device cuda --batch-sizes 256 128 --steps 20 --warmup 3 ||
+  echo "benchmark exited with status $?"
 
 section "example (TODO-for-lead)"
 # TODO-for-lead: check the flags of examples/resnet18_cifar10.py, then uncomment (keep it under ~60 s):

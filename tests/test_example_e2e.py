@@ -154,12 +154,12 @@ def test_recipes(example) -> None:
     assert "95%" in parser.format_help()
 
 
-def test_narrow_resnet_matches_the_models_package(example) -> None:
-    """width=64 ResNetW has the same parameter names and shapes as models.resnet18."""
+def test_example_builds_standard_and_narrow_resnets(example) -> None:
+    """--width 64 is the standard network; a narrow resnet10 runs on 1-channel 28x28 images."""
     from minitorch_nndl import models
 
     ref = {k: v.shape for k, v in models.resnet18(num_classes=10).state_dict().items()}
-    ours = example.ResNetW(*example.ARCHS["resnet18"], width=64, num_classes=10)
+    ours = example.build_model({"arch": "resnet18", "num_classes": 10, "stem": "cifar", "in_channels": 3})
     assert {k: v.shape for k, v in ours.state_dict().items()} == ref
     small = example.build_model({"arch": "resnet10", "width": 16, "num_classes": 10, "stem": "cifar", "in_channels": 1})
     out = small(mt.randn(2, 1, 28, 28))

@@ -1,6 +1,7 @@
 """``minitorch_nndl.models``: ready-made networks.
 
-resnet18, resnet34, resnet50, resnet101, resnet152   (ResNet, BasicBlock, Bottleneck)
+resnet10, resnet18, resnet34, resnet50, resnet101, resnet152   (ResNet, BasicBlock, Bottleneck)
+    width=64 by default; width=16 gives a narrow, fast variant
     stem="cifar" (3x3 conv, no max-pool; 32x32 inputs) or "imagenet" (torchvision's)
 LeNet5                                                (28x28 or 32x32 inputs)
 VGG, vgg11, vgg16                                     (with BatchNorm, 32x32 inputs)
@@ -8,7 +9,7 @@ count_parameters, count_macs                          (model size and cost)
 """
 
 from .lenet import LeNet5
-from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet10, resnet18, resnet34, resnet50, resnet101, resnet152
 from .summary import count_macs, count_parameters
 from .vgg import VGG, vgg11, vgg16
 
@@ -20,6 +21,7 @@ __all__ = [
     "VGG",
     "count_macs",
     "count_parameters",
+    "resnet10",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -123,7 +123,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """stem -> layer1 (64) -> layer2 (128, /2) -> layer3 (256, /2) -> layer4 (512, /2) -> global avg pool -> fc.
 
-    ``layers`` gives the number of blocks per stage ([2, 2, 2, 2] for ResNet18).
+    ``layers`` gives the number of blocks per stage ([2, 2, 2, 2] for ResNet18) and
+    ``width`` the channels of the first stage (64 in the paper; the four stages have
+    width * (1, 2, 4, 8)), so small, fast variants (e.g. width 16) keep the same shape.
     Convolutions are initialised with ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``,
     BatchNorms with weight 1 and bias 0, and ``fc`` as any ``Linear``.  With
     ``zero_init_residual`` the last BatchNorm of every block starts at weight 0, so each
@@ -140,6 +142,7 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         groups: int = 1,
         width_per_group: int = 64,
+        width: int = 64,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
@@ -150,24 +153,24 @@ class ResNet(nn.Module):
             raise ValueError(f"ResNet: layers must give 4 block counts, got {layers}")
         factory = {"device": device, "dtype": dtype}
         self._factory = factory
-        self.inplanes = 64
+        self.inplanes = width
         self.dilation = 1
         self.groups = groups
         self.base_width = width_per_group
         self.stem = stem
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False, **factory)
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False, **factory)
         else:
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False, **factory)
-        self.bn1 = nn.BatchNorm2d(64, **factory)
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False, **factory)
+        self.bn1 = nn.BatchNorm2d(width, **factory)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes, **factory)
+        self.fc = nn.Linear(8 * width * block.expansion, num_classes, **factory)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -216,6 +219,11 @@ class ResNet(nn.Module):
 
 # The five depths of the paper: which block, and how many per stage.  Every keyword of
 # ResNet (stem, in_channels, zero_init_residual, width_per_group, device, dtype, ...) passes through.
+
+
+def resnet10(num_classes: int = 10, **kwargs: Any) -> ResNet:
+    """ResNet10: BasicBlock x [1, 1, 1, 1]; a small, fast member of the family (not in the paper)."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes, **kwargs)
 
 
 def resnet18(num_classes: int = 10, **kwargs: Any) -> ResNet:
