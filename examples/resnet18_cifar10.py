@@ -366,6 +366,8 @@ def write_training_plots(trainer: Trainer, cfg: dict[str, Any], out: Path) -> No
     from minitorch_nndl.train import plots
 
     title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
+    if cfg.get("label_smoothing"):  # otherwise the reader wonders why train loss sits above test loss
+        title += f"; train loss includes label smoothing {cfg['label_smoothing']}"
     plots.plot_curves(trainer.history, out / "curves.png", title=title)
     plots.plot_lr(trainer.history, out / "lr.png")
 
