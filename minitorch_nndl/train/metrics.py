@@ -12,8 +12,8 @@ a GPU): comparing predictions with targets and summing happens on the device, so
 training loop on a GPU never waits for the host between batches.  ``compute``
 transfers the counts once and divides.
 
-The bugs these metrics avoid (all present in the course notebook this project grew
-from, or in many like it):
+Typical accuracy-metric bugs these metrics avoid (we do not have the course notebook
+this project grew from, so which of them it had is not known):
 
 * **Averaging per-batch accuracies.**  ``mean(acc_batch)`` weights the last,
   partial batch (say 16 images out of 10,000 with batch size 64) as much as a

@@ -1,0 +1,263 @@
+"""Draw the autograd graph of a tensor: Graphviz DOT text, or a PNG.
+
+The graph that ``Function.apply`` records is a chain of ``Node`` objects: every
+tensor produced by an op keeps ``tensor._node``, whose ``inputs`` are the
+tensors the op consumed.  :func:`draw_graph` walks those links from a result
+back to the leaves and writes one box per tensor (name, shape, dtype and, after
+``backward``, its gradient) and one ellipse per op (the ``Function``'s class
+name)::
+
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)                  # keep the links for drawing
+    print(draw_graph(y, names={"x": x, "y": y}))   # DOT text
+    render_graph(y, "graph.png", names={"x": x, "y": y})
+
+A ``backward`` without ``retain_graph`` releases each node's saved arrays *and*
+its links to its inputs (so memory can be reclaimed during the walk); to draw a
+graph with its gradients, call ``backward(retain_graph=True)`` first.  A released
+op is drawn with a note saying so.  Plotting is host-only code: values and
+gradients on a GPU are copied to the host to be printed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import backend
+from ..tensor import Tensor
+
+
+@dataclass
+class _Item:
+    key: str
+    kind: str  # "tensor" or "op"
+    lines: list[str]
+    style: str = ""  # "leaf", "output", "const", "" (intermediate) for tensors
+
+
+@dataclass
+class _Graph:
+    items: list[_Item] = field(default_factory=list)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _format_values(array: Any, max_values: int) -> str:
+    flat = backend.to_numpy(array).reshape(-1)
+    shown = ", ".join(f"{v:.4g}" for v in flat[:max_values].tolist())
+    if flat.size > max_values:
+        shown += ", ..."
+    return f"[{shown}]"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _build(root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, max_values: int) -> _Graph:
+    if not isinstance(root, Tensor):
+        raise TypeError(f"draw_graph: expected a Tensor, got {type(root).__name__}")
+    label_of = {id(t): name for name, t in (names or {}).items()}
+    graph = _Graph()
+    keys: dict[int, str] = {}
+    counts = {"t": 0, "op": 0}
+
+    def key(obj: Any, prefix: str) -> str:  # stable names t0, t1, op0... in visiting order
+        if id(obj) not in keys:
+            keys[id(obj)] = f"{prefix}{counts[prefix]}"
+            counts[prefix] += 1
+        return keys[id(obj)]
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        node = tensor._node
+        if tensor is root:
+            style = "output"
+        elif node is not None:
+            style = ""
+        elif tensor.requires_grad:
+            style = "leaf"
+        else:
+            style = "const"
+        lines = []
+        if id(tensor) in label_of:
+            lines.append(label_of[id(tensor)])
+        lines.append(f"{_shape_text(tensor.shape)} {tensor.dtype}")
+        if tensor.data.size <= max_values:
+            lines.append("value " + _format_values(tensor.data, max_values))
+        if show_grad and tensor.grad is not None:
+            lines.append(f"grad {_shape_text(tuple(tensor.grad.shape))} " + _format_values(tensor.grad, max_values))
+        tkey = key(tensor, "t")
+        graph.items.append(_Item(tkey, "tensor", lines, style))
+        if node is None:
+            continue
+        okey = key(node, "op")
+        op_lines = [node.name]
+        if getattr(node, "freed", False) and not any(p is not None for p in node.inputs):
+            op_lines.append("(inputs released by backward;")
+            op_lines.append("use retain_graph=True to draw them)")
+        graph.items.append(_Item(okey, "op", op_lines))
+        graph.edges.append((okey, tkey))
+        for parent in node.inputs:
+            if parent is None:
+                continue
+            graph.edges.append((key(parent, "t"), okey))
+            stack.append(parent)
+    # Each tensor produced by an op appears once; its op appears once (one node per output).
+    return graph
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_FILL = {"output": "#ffd9a8", "leaf": "#c6e2ff", "const": "#eeeeee", "": "#ffffff"}
+
+
+def draw_graph(
+    tensor: Tensor,
+    show_grad: bool = True,
+    names: Mapping[str, Tensor] | None = None,
+    max_values: int = 4,
+) -> str:
+    """Graphviz DOT text of the autograd graph that produced ``tensor``.
+
+    Tensors are boxes (optional name from ``names``, shape, dtype, the values of
+    small tensors, and ``.grad`` once backward has filled it when ``show_grad``:
+    leaves always, interior tensors when ``retain_grad()`` was called);
+    ops are ellipses labelled with the ``Function`` class name (``Mul``, ``Sum``...).
+    Leaves that require grad are blue, constants grey, the output orange.
+    Edges run in the direction of the forward pass; backward walks them in reverse.
+    """
+    graph = _build(tensor, show_grad, names, max_values)
+    out = [
+        "digraph autograd {",
+        "  rankdir=BT;",
+        '  node [fontname="Helvetica", fontsize=10];',
+    ]
+    for item in graph.items:
+        label = "\\n".join(_escape(line) for line in item.lines)
+        if item.kind == "op":
+            out.append(f'  {item.key} [label="{label}", shape=ellipse, style=filled, fillcolor="#e8f5e9"];')
+        else:
+            dashed = ",dashed" if item.style == "const" else ""
+            out.append(
+                f'  {item.key} [label="{label}", shape=box, style="rounded,filled{dashed}", '
+                f'fillcolor="{_FILL[item.style]}"];'
+            )
+    for src, dst in graph.edges:
+        out.append(f"  {src} -> {dst};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _layers(graph: _Graph) -> dict[str, int]:
+    """Depth of every item: leaves at 0, each item one above its deepest input."""
+    inputs: dict[str, list[str]] = {item.key: [] for item in graph.items}
+    for src, dst in graph.edges:
+        inputs[dst].append(src)
+    depth: dict[str, int] = {}
+    for item in graph.items:
+        stack = [(item.key, False)]
+        while stack:
+            key, ready = stack.pop()
+            if key in depth:
+                continue
+            if ready:
+                depth[key] = 1 + max((depth[p] for p in inputs[key]), default=-1)
+                continue
+            stack.append((key, True))
+            stack.extend((p, False) for p in inputs[key] if p not in depth)
+    return depth
+
+
+def _render_matplotlib(graph: _Graph, path: Path, dpi: int) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    depth = _layers(graph)
+    rows: dict[int, list[_Item]] = {}
+    for item in graph.items:
+        rows.setdefault(depth[item.key], []).append(item)
+    width = max(len(r) for r in rows.values())
+    height = max(rows) + 1
+    pos: dict[str, tuple[float, float]] = {}
+    for level, items in rows.items():
+        for i, item in enumerate(items):
+            pos[item.key] = ((i + 0.5) * width / len(items), level)
+    fig, ax = plt.subplots(figsize=(max(4.0, 2.6 * width), max(3.0, 1.1 * height)))
+    for src, dst in graph.edges:
+        (x0, y0), (x1, y1) = pos[src], pos[dst]
+        ax.annotate(
+            "",
+            xy=(x1, y1 - 0.22),
+            xytext=(x0, y0 + 0.22),
+            arrowprops={"arrowstyle": "->", "color": "#555555"},
+        )
+    for item in graph.items:
+        x, y = pos[item.key]
+        box = "round,pad=0.3" if item.kind == "tensor" else "ellipse,pad=0.3"
+        color = "#e8f5e9" if item.kind == "op" else _FILL[item.style]
+        ax.text(
+            x,
+            y,
+            "\n".join(item.lines),
+            ha="center",
+            va="center",
+            fontsize=7,
+            bbox={"boxstyle": box, "facecolor": color, "edgecolor": "#333333"},
+        )
+    ax.set_xlim(0, width)
+    ax.set_ylim(-0.6, height - 0.4)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def render_graph(
+    tensor: Tensor,
+    path: str | Path,
+    show_grad: bool = True,
+    names: Mapping[str, Tensor] | None = None,
+    engine: str = "auto",
+    dpi: int = 100,
+) -> Path:
+    """Write the autograd graph of ``tensor`` as a PNG at ``path`` and return the path.
+
+    ``engine="dot"`` uses Graphviz's ``dot`` program, ``"matplotlib"`` a simple
+    layered layout (leaves at the bottom, the output at the top), and ``"auto"``
+    uses ``dot`` when it is on the PATH, else matplotlib.
+    """
+    if engine not in ("auto", "dot", "matplotlib"):
+        raise ValueError(f"render_graph: engine must be 'auto', 'dot' or 'matplotlib', got {engine!r}")
+    path = Path(path)
+    dot = shutil.which("dot")
+    if engine == "dot" and dot is None:
+        raise RuntimeError("render_graph: engine='dot' but Graphviz's `dot` program is not on the PATH")
+    if engine != "matplotlib" and dot is not None:
+        text = draw_graph(tensor, show_grad=show_grad, names=names)
+        subprocess.run(
+            [dot, "-Tpng", f"-Gdpi={dpi}", "-o", str(path)],
+            input=text.encode(),
+            check=True,
+            capture_output=True,
+        )
+        return path
+    _render_matplotlib(_build(tensor, show_grad, names, 4), path, dpi)
+    return path
+
+
+__all__ = ["draw_graph", "render_graph"]

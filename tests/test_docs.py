@@ -1,0 +1,218 @@
+"""Every Python code block in docs/*.md runs, and the docs' links and figures exist.
+
+Convention (stated in docs/index.md): a fenced block whose info string is
+``python`` (or ``py``) runs; ``python no-run`` (any info string with the word
+``no-run``) is shown but not run.  The blocks of one file run in order in one
+shared namespace, in a fresh temporary working directory, with matplotlib's
+non-interactive backend.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
+SLOW_BLOCK_SECONDS = 20.0  # generous: snippets are meant to take well under 2 s on a quiet machine
+
+
+@dataclass
+class Block:
+    path: Path
+    line: int  # 1-based line of the opening fence
+    info: str
+    code: str
+
+    @property
+    def runs(self) -> bool:
+        words = self.info.replace(",", " ").split()
+        return bool(words) and words[0] in ("python", "py", "python3") and "no-run" not in words
+
+
+def extract_blocks(path: Path) -> list[Block]:
+    """The fenced code blocks of a Markdown file, in order."""
+    blocks: list[Block] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        fence, indent = match["fence"], len(match["indent"])
+        start = i
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and not re.match(rf"^ *{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[i]):
+            body.append(lines[i][indent:] if lines[i][:indent].strip() == "" else lines[i])
+            i += 1
+        if i >= len(lines):
+            raise AssertionError(f"{path.name}:{start + 1}: unclosed code fence")
+        blocks.append(Block(path, start + 1, match["info"].strip(), "\n".join(body) + "\n"))
+        i += 1
+    return blocks
+
+
+def _doc_files() -> list[Path]:
+    return sorted(DOCS.glob("*.md"))
+
+
+@pytest.fixture
+def docs_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    yield tmp_path
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.mark.parametrize("path", [*_doc_files(), DOCS.parent / "README.md"], ids=lambda p: p.name)
+def test_python_blocks_run(path: Path, docs_env: Path) -> None:
+    namespace: dict = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
+    for block in extract_blocks(path):
+        if not block.runs:
+            continue
+        code = compile(block.code, f"{path.name}:block@line{block.line}", "exec")
+        start = time.perf_counter()
+        try:
+            exec(code, namespace)
+        except Exception:
+            pytest.fail(f"{path.name}, block at line {block.line} raised:\n{traceback.format_exc()}", pytrace=False)
+        seconds = time.perf_counter() - start
+        assert seconds < SLOW_BLOCK_SECONDS, f"{path.name}, block at line {block.line} took {seconds:.1f} s"
+
+
+def test_docs_exist_and_index_orders_every_chapter() -> None:
+    files = _doc_files()
+    chapters = [p.name for p in files if re.match(r"\d\d-", p.name)]
+    assert len(chapters) >= 12, chapters
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    positions = [index.find(f"({name})") for name in chapters]
+    assert all(p >= 0 for p in positions), [n for n, p in zip(chapters, positions) if p < 0]
+    assert positions == sorted(positions), "index.md must list the chapters in order"
+    assert "no-run" in index, "index.md must state the code-block convention"
+
+
+@pytest.mark.parametrize("path", _doc_files(), ids=lambda p: p.name)
+def test_links_and_figures_exist(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target) or target.startswith("#") or target.startswith("mailto:"):
+            continue
+        local = (path.parent / target.split("#")[0]).resolve()
+        assert local.exists(), f"{path.name}: broken link {target}"
+        if local.suffix == ".png":
+            assert local.stat().st_size < 200_000, f"{target} is {local.stat().st_size} bytes (keep figures < 200 KB)"
+            assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{target} is not a PNG"
+            scripts = list((DOCS / "figures").glob("make_*.py"))
+            assert any(local.stem.split(".")[0] in s.read_text(encoding="utf-8") for s in scripts), (
+                f"{target}: no docs/figures/make_*.py script mentions it, so it cannot be regenerated"
+            )
+
+
+def test_math_delimiters_balance() -> None:
+    for path in _doc_files():
+        prose = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+        prose = re.sub(r"`[^`\n]*`", "", prose)
+        display = prose.count("$$")
+        assert display % 2 == 0, f"{path.name}: unbalanced $$"
+        inline = prose.replace("$$", "").replace(r"\$", "").count("$")
+        assert inline % 2 == 0, f"{path.name}: unbalanced $"
+
+
+def test_extractor_understands_the_convention(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.md"
+    sample.write_text(
+        "text\n```python\nx = 1\n```\n\n```python no-run\nraise SystemExit\n```\n\n````text\n```python\n````\n"
+        "```py\ny = x + 1\n```\n",
+        encoding="utf-8",
+    )
+    blocks = extract_blocks(sample)
+    assert [b.info for b in blocks] == ["python", "python no-run", "text", "py"]
+    assert [b.runs for b in blocks] == [True, False, False, True]
+    assert blocks[0].line == 2 and blocks[0].code == "x = 1\n"
+    ns: dict = {}
+    for b in blocks:
+        if b.runs:
+            exec(b.code, ns)
+    assert ns["y"] == 2
+    assert os.path.exists(sample)
+
+
+def _load_api_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_api_reference", DOCS / "figures" / "make_api_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_reference_names_every_public_name() -> None:
+    """Chapter 12 is generated; a public name added later without regenerating it fails here."""
+    import importlib
+
+    script = _load_api_script()
+    page = (DOCS / "12-api-reference.md").read_text(encoding="utf-8")
+    missing = []
+    for module_name in script.MODULES:
+        assert f"## `{module_name}`" in page, f"chapter 12 has no section for {module_name}"
+        module = importlib.import_module(module_name)
+        for name in script.public_names(module):
+            if not re.search(rf"\*\*`{re.escape(name)}[(`]", page):  # the entry, not a longer name
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"not in docs/12-api-reference.md: {missing}; run `python docs/figures/make_api_reference.py`"
+
+
+def _load_figure_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, DOCS / "figures" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_vs_residual_script_runs_on_a_tiny_problem(tmp_path: Path) -> None:
+    """Chapter 8's experiment script, on random data and a 4-layer net, so it cannot rot unnoticed."""
+    import argparse
+
+    import numpy as np
+
+    script = _load_figure_script("make_plain_vs_residual")
+    args = argparse.Namespace(blocks=1, width=4, train_size=64, test_size=32, epochs=1, batch_size=32, lr=0.05, seed=0)
+    rng = np.random.default_rng(0)
+    data = (
+        rng.standard_normal((64, 1, 28, 28)).astype(np.float32),
+        rng.integers(0, 10, 64),
+        rng.standard_normal((32, 1, 28, 28)).astype(np.float32),
+        rng.integers(0, 10, 32),
+    )
+    results = {name: script.train(args, name == "residual", data) for name in ("plain", "residual")}
+    for r in results.values():
+        assert len(r["losses"]) == 2 and all(np.isfinite(r["losses"]))
+        assert len(r["test_accuracy"]) == 1 and 0.0 <= r["test_accuracy"][0] <= 1.0
+        assert len(r["conv_grad_norms_at_init"]) == 3  # stem + 2 convs in the block
+    assert results["plain"]["parameters"] == results["residual"]["parameters"]
+    script.plot(results, args, tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_resnet_table_in_chapter_8_matches_our_code() -> None:
+    """Recompute chapter 8's table (about 2 minutes on 2 cores) and compare it with the page, row by row."""
+    script = _load_figure_script("make_resnet_table")
+    page = (DOCS / "08-resnet.md").read_text(encoding="utf-8")
+    for name in script.ARCHS:
+        assert script.row(name) in page, f"chapter 8's row for {name} differs from make_resnet_table.py's output"

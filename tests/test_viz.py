@@ -1,0 +1,119 @@
+"""minitorch_nndl.viz: the autograd graph as DOT text and as a PNG."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import minitorch_nndl as mt
+from minitorch_nndl.viz import draw_graph, render_graph
+from minitorch_nndl.viz import graph as graph_module
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _expression() -> tuple[mt.Tensor, mt.Tensor, mt.Tensor]:
+    x = mt.randn(2, 3, requires_grad=True)
+    w = mt.randn(3, 4, requires_grad=True)
+    y = (x @ w).relu().sum()
+    return x, w, y
+
+
+def _labels(dot: str) -> list[str]:
+    return re.findall(r'label="([^"]*)"', dot)
+
+
+def test_dot_names_ops_and_shapes() -> None:
+    x, w, y = _expression()
+    dot = draw_graph(y, names={"x": x, "w": w})
+    assert dot.startswith("digraph")
+    assert dot.rstrip().endswith("}")
+    labels = _labels(dot)
+    for op in ("MatMul", "ReLU", "Sum"):
+        assert op in labels, (op, labels)
+    joined = "\n".join(labels)
+    assert "(2, 3) float32" in joined
+    assert "(3, 4) float32" in joined
+    assert "(2, 4) float32" in joined
+    assert "() float32" in joined
+    # 3 ops, 5 tensors (x, w, x@w, relu, sum), and 3 + 4 edges (op->output, input->op)
+    assert len(re.findall(r"shape=ellipse", dot)) == 3
+    assert len(re.findall(r"shape=box", dot)) == 5
+    assert len(re.findall(r"->", dot)) == 7
+    # no gradient before backward
+    assert "grad" not in joined
+
+
+def test_gradients_shown_after_backward() -> None:
+    x, w, y = _expression()
+    y.backward(retain_graph=True)
+    dot = draw_graph(y, names={"x": x, "w": w})
+    x_label = next(label for label in _labels(dot) if label.startswith("x\\n"))
+    assert "grad (2, 3)" in x_label
+    first = float(np.asarray(x.grad).reshape(-1)[0])
+    assert f"{first:.4g}" in x_label
+    w_label = next(label for label in _labels(dot) if label.startswith("w\\n"))
+    assert "grad (3, 4)" in w_label
+    hidden = _labels(draw_graph(y, show_grad=False, names={"x": x, "w": w}))
+    assert not any("grad" in label for label in hidden)
+
+
+def test_released_graph_is_drawn_with_a_note() -> None:
+    x, w, y = _expression()
+    y.backward()  # without retain_graph each node lets go of its inputs (autograd.backward)
+    labels = _labels(draw_graph(y, names={"x": x, "w": w}))
+    assert any(label.startswith("Sum") and "retain_graph=True" in label for label in labels)
+
+
+def test_value_used_twice_gives_two_edges_and_deterministic_text() -> None:
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    dot = draw_graph(y)
+    assert dot.count("t2 -> op1;") == 2  # x (t2) feeds Mul (op1) twice
+    assert dot == draw_graph(y)
+
+
+def test_constants_are_drawn_and_leaf_only() -> None:
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    c = mt.tensor([3.0, 4.0])
+    dot = draw_graph(x * c)
+    assert "dashed" in dot  # the constant c
+    single = draw_graph(x)
+    assert "shape=ellipse" not in single and "(2,) float32" in single
+    with pytest.raises(TypeError, match="draw_graph"):
+        draw_graph(np.ones(3))  # type: ignore[arg-type]
+
+
+def _check_png(path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+
+
+def test_render_matplotlib_fallback(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
+    _, _, y = _expression()
+    y.backward(retain_graph=True)
+    out = render_graph(y, tmp_path / "graph.png")
+    _check_png(out)
+    with pytest.raises(RuntimeError, match="dot"):
+        render_graph(y, tmp_path / "g.png", engine="dot")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_render_with_graphviz(tmp_path) -> None:
+    _, _, y = _expression()
+    out = render_graph(y, tmp_path / "graph.png", engine="dot")
+    _check_png(out)
+
+
+def test_render_rejects_unknown_engine(tmp_path) -> None:
+    _, _, y = _expression()
+    with pytest.raises(ValueError, match="engine"):
+        render_graph(y, tmp_path / "g.png", engine="svg")
