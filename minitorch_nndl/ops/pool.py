@@ -146,13 +146,18 @@ class AdaptiveAvgPool2d(Function):
         return (xp.matmul(xp.matmul(a_h.T, grad), a_w),)
 
 
-def _pool_args(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair, Pair]:
+def _check_image_batch(op: str, x: Any) -> None:
+    """Every pool takes a floating (N, C, H, W) Tensor."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
     if not backend.is_floating(x.dtype):
         raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
+
+
+def _pool_args(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair, Pair]:
+    _check_image_batch(op, x)
     kernel = _pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else _pair(stride, "stride", op, 1)
     padding = _pair(padding, "padding", op, 0)
@@ -187,12 +192,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | Pair) -> Tensor:
     """Average pooling to a fixed (OH, OW) output whatever the input size; output i (along each
     axis) averages input positions floor(i*H/OH) .. ceil((i+1)*H/OH) - 1, as PyTorch does."""
     op = "adaptive_avg_pool2d"
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    if not backend.is_floating(x.dtype):
-        raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
+    _check_image_batch(op, x)
     out_hw = _pair(output_size, "output_size", op, 1)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{op}: input shape {x.shape} has an empty spatial dimension")
