@@ -12,6 +12,7 @@ from minitorch_nndl.train.metrics import (
     MeanMetric,
     PerClassAccuracy,
     TopKAccuracy,
+    _onehot_counts,
 )
 
 
@@ -40,7 +41,7 @@ def test_accuracy_counts_samples_not_batches(device: str) -> None:
     expected = float((logits.argmax(1) == labels).mean())
     assert m.total == len(labels)
     assert m.compute() == pytest.approx(expected, abs=1e-12)
-    # the course metric's bug: the mean of per-batch accuracies differs with a short last batch
+    # the common bug: the mean of per-batch accuracies differs with a short last batch
     assert abs(np.mean(per_batch) - expected) > 1e-4
 
 
@@ -98,6 +99,18 @@ def test_confusion_matrix_and_per_class_accuracy(device: str) -> None:
     assert got.sum() == len(labels)
     per_class = np.array([(pred[labels == c] == c).mean() for c in range(5)])
     np.testing.assert_allclose(pc.compute(), per_class, rtol=0, atol=1e-12)
+
+
+def test_onehot_counts_match_bincount() -> None:
+    """The GPU formula of ConfusionMatrix (no host sync), checked with NumPy against bincount."""
+    rng = np.random.default_rng(3)
+    t, p = rng.integers(0, 6, 500), rng.integers(0, 6, 500)
+    got = _onehot_counts(np, t, p, 6)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.bincount(t * 6 + p, minlength=36).reshape(6, 6))
+    # out-of-range labels land in no cell (ConfusionMatrix reports them in compute on a GPU)
+    bad = _onehot_counts(np, np.array([0, 7, -1]), np.array([0, 0, 0]), 6)
+    assert bad.sum() == 1 and bad[0, 0] == 1
 
 
 def test_per_class_accuracy_marks_absent_classes_nan() -> None:

@@ -58,6 +58,7 @@ def _assert_same(a: Trainer, b: Trainer) -> None:
     for k in wa:
         assert np.array_equal(wa[k], wb[k]), f"{k} differs"
     sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys() and sa
     for i in sa:
         for name in sa[i]:
             assert np.array_equal(np.asarray(sa[i][name]), np.asarray(sb[i][name])), f"optimizer state {i}/{name}"

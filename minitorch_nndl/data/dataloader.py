@@ -49,20 +49,11 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .dataset import as_index_array, collate
+from .transforms import images_to_float
 
 __all__ = ["DataLoader"]
 
 _SHUFFLE_STREAM, _TRANSFORM_STREAM = 0, 1
-
-
-def _images_to_float(x: Any) -> Any:
-    """Default conversion of uint8 batches: NHWC (or NHW) -> float32 NCHW in [0, 1]; (N, F) -> float32 / 255."""
-    xp = backend.xp_of(x)
-    if x.ndim == 3:  # (N, H, W) grayscale
-        x = x[..., None]
-    if x.ndim == 4:
-        x = xp.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    return xp.multiply(x, xp.float32(1.0 / 255.0), dtype=xp.float32)
 
 
 def _accepts_rng(fn: Callable[..., Any]) -> bool:
@@ -213,7 +204,7 @@ class DataLoader:
             else:  # a plain function of the batch (its randomness, if any, is its own business)
                 x = self.transform(backend.to_numpy(x))
         if getattr(x, "dtype", None) == np.uint8:
-            x = _images_to_float(x)
+            x = images_to_float(x)
         fields[0] = x
         for k in range(1, len(fields)):
             f = fields[k] if hasattr(fields[k], "dtype") else np.asarray(fields[k])

@@ -88,7 +88,8 @@ class Dataset(ABC):
 
     ``get_batch(indices)`` has a generic implementation (``collate`` of the items);
     array-backed subclasses override it with array indexing and set
-    ``fast_batch = True`` so that the loader knows batches are cheap.
+    ``fast_batch = True``.  The flag is informational (for the user, e.g. to decide
+    whether prefetch threads are worth it): the loader calls ``get_batch`` either way.
     """
 
     #: True when ``get_batch`` is a vectorized array gather rather than a loop over items.

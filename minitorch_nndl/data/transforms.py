@@ -81,6 +81,20 @@ def _hw_mask_shape(x: np.ndarray, n: int) -> tuple[int, ...]:
     return (n, x.shape[h_axis], x.shape[w_axis], 1) if h_axis == 1 else (n, 1, x.shape[h_axis], x.shape[w_axis])
 
 
+def images_to_float(x: Any) -> Any:
+    """uint8 ``(N,H,W,C)`` (or ``(N,H,W)``) -> float32 ``(N,C,H,W)`` in [0, 1]; ``(N, F)`` -> float32 / 255.
+
+    Works on NumPy and CuPy arrays (the DataLoader's default conversion uses it on
+    either).  Transposes while still 1 byte per value, then one fused cast-and-scale pass.
+    """
+    xp = backend.xp_of(x)
+    if x.ndim == 3:  # (N, H, W) grayscale
+        x = x[..., None]
+    if x.ndim == 4:
+        x = xp.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return xp.multiply(x, xp.float32(1.0 / 255.0), dtype=xp.float32)
+
+
 def _pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
@@ -159,9 +173,7 @@ class ToTensor(Transform):
         if x.ndim == 2:
             x = x[:, :, None]
         batch, single = _as_batch(x, "ToTensor")
-        # Transpose while still 1 byte per value, then one fused cast-and-scale pass.
-        chw = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        out = np.multiply(chw, np.float32(1.0 / 255.0), dtype=np.float32)
+        out = images_to_float(batch)
         return out[0] if single else out
 
 

@@ -20,7 +20,8 @@ class _BatchNorm(Module):
     axes), and the running statistics move towards them:
     ``running = (1 - momentum) * running + momentum * batch`` (running_var gets the
     unbiased batch variance); with ``momentum=None`` it is the cumulative average
-    over ``num_batches_tracked`` batches.  Evaluation mode: the running statistics
+    over ``num_batches_tracked`` batches (which reads that count on the host: one
+    device sync per training batch on CUDA; the default momentum needs none).  Evaluation mode: the running statistics
     are used, so each sample's output no longer depends on the rest of the batch.
     Gradients: see :func:`minitorch_nndl.ops.norm.batch_norm`.
     """
@@ -90,7 +91,7 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / int(self.num_batches_tracked.item())
+                factor = 1.0 / self.num_batches_tracked.item()  # host sync (see the class docstring)
         # batch statistics in training mode, and always when there are no running statistics
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats

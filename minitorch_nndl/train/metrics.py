@@ -91,28 +91,20 @@ class Metric:
         return f"{type(self).__name__}()"
 
 
-class Accuracy(Metric):
-    """Fraction of samples whose ``argmax`` prediction equals the target.
+class _HitRate(Metric):
+    """Shared counting for :class:`Accuracy` and :class:`TopKAccuracy`: ``correct / total``.
 
     ``correct`` is a 0-d int64 array on the batch's device; ``total`` is a Python
     int (the batch size is known on the host without a sync).
     """
 
-    name = "acc"
-
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         self.correct: Any = None
         self.total = 0
 
-    def update(self, output: Any, target: Any) -> None:
-        pred = _predictions(output, "Accuracy")
-        t = _targets(target, pred.shape[0], "Accuracy")
-        hits = (pred == t).sum(dtype=np.int64)
+    def _add(self, hits: Any, n: int) -> None:
         self.correct = hits if self.correct is None else self.correct + hits
-        self.total += int(t.shape[0])
+        self.total += n
 
     def compute(self) -> float:
         if self.total == 0:
@@ -120,7 +112,21 @@ class Accuracy(Metric):
         return int(backend.to_numpy(self.correct)) / self.total
 
 
-class TopKAccuracy(Metric):
+class Accuracy(_HitRate):
+    """Fraction of samples whose ``argmax`` prediction equals the target."""
+
+    name = "acc"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def update(self, output: Any, target: Any) -> None:
+        pred = _predictions(output, "Accuracy")
+        t = _targets(target, pred.shape[0], "Accuracy")
+        self._add((pred == t).sum(dtype=np.int64), int(t.shape[0]))
+
+
+class TopKAccuracy(_HitRate):
     """Fraction of samples whose target is among the ``k`` highest-scoring classes.
 
     Computed by rank, not by sorting: the target is in the top k when fewer than
@@ -135,10 +141,6 @@ class TopKAccuracy(Metric):
         self.name = f"top{self.k}"
         self.reset()
 
-    def reset(self) -> None:
-        self.correct: Any = None
-        self.total = 0
-
     def update(self, output: Any, target: Any) -> None:
         scores = as_array(output)
         if scores.ndim != 2:
@@ -147,14 +149,7 @@ class TopKAccuracy(Metric):
         xp = backend.xp_of(scores)
         target_score = scores[xp.arange(scores.shape[0]), t][:, None]
         rank = (scores > target_score).sum(axis=1)
-        hits = (rank < self.k).sum(dtype=np.int64)
-        self.correct = hits if self.correct is None else self.correct + hits
-        self.total += int(t.shape[0])
-
-    def compute(self) -> float:
-        if self.total == 0:
-            return float("nan")
-        return int(backend.to_numpy(self.correct)) / self.total
+        self._add((rank < self.k).sum(dtype=np.int64), int(t.shape[0]))
 
     def __repr__(self) -> str:
         return f"TopKAccuracy(k={self.k})"
@@ -163,8 +158,13 @@ class TopKAccuracy(Metric):
 class ConfusionMatrix(Metric):
     """``matrix[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
 
-    One ``bincount`` of ``target * C + pred`` per batch, on the device.
-    ``compute`` returns an int64 NumPy array of shape (C, C); rows are true classes.
+    On the CPU one ``bincount`` of ``target * C + pred`` per batch.  On a GPU the
+    counts are a one-hot product ``onehot(target).T @ onehot(pred)`` instead, because
+    ``cupy.bincount`` reads ``max(x)`` on the host (a sync per batch); the product is
+    exact (float32 sums of 0/1 up to 2**24 per batch).  Labels outside ``[0, C)``
+    raise ``ValueError``: in ``update`` on the CPU, in ``compute`` on a GPU (checking
+    in ``update`` would sync).  ``compute`` returns an int64 NumPy array of shape
+    (C, C); rows are true classes.
     """
 
     name = "confusion"
@@ -177,26 +177,43 @@ class ConfusionMatrix(Metric):
 
     def reset(self) -> None:
         self.matrix: Any = None
+        self._out_of_range: Any = None  # device flag, GPU only
+
+    def _range_error(self) -> ValueError:
+        return ValueError(f"{type(self).__name__}.update: labels must lie in [0, {self.num_classes}), got others")
 
     def update(self, output: Any, target: Any) -> None:
-        pred = _predictions(output, type(self).__name__)
-        t = _targets(target, pred.shape[0], type(self).__name__)
+        pred = _predictions(output, type(self).__name__).astype(np.int64, copy=False)
+        t = _targets(target, pred.shape[0], type(self).__name__).astype(np.int64, copy=False)
         xp = backend.xp_of(pred)
         c = self.num_classes
-        flat = t.astype(np.int64) * c + pred.astype(np.int64)
-        counts = xp.bincount(flat, minlength=c * c)
-        if counts.shape[0] != c * c:  # a label >= num_classes made bincount longer
-            raise ValueError(f"{type(self).__name__}.update: labels must lie in [0, {c}), got larger values")
-        counts = counts.reshape(c, c).astype(np.int64)
+        bad = ((t < 0) | (t >= c) | (pred < 0) | (pred >= c)).any()
+        if xp is np:
+            if bad:
+                raise self._range_error()
+            counts = np.bincount(t * c + pred, minlength=c * c).reshape(c, c).astype(np.int64)
+        else:
+            self._out_of_range = bad if self._out_of_range is None else self._out_of_range | bad
+            counts = _onehot_counts(xp, t, pred, c)
         self.matrix = counts if self.matrix is None else self.matrix + counts
 
     def compute(self) -> np.ndarray:
         if self.matrix is None:
             return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        if self._out_of_range is not None and bool(backend.to_numpy(self._out_of_range)):
+            raise self._range_error()
         return backend.to_numpy(self.matrix).astype(np.int64)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes})"
+
+
+def _onehot_counts(xp: Any, t: Any, pred: Any, c: int) -> Any:
+    """(C, C) int64 counts of (target, pred) pairs without a host sync; out-of-range labels count nowhere."""
+    classes = xp.arange(c)
+    onehot_t = (t[:, None] == classes).astype(np.float32)
+    onehot_p = (pred[:, None] == classes).astype(np.float32)
+    return (onehot_t.T @ onehot_p).astype(np.int64)
 
 
 class PerClassAccuracy(ConfusionMatrix):
@@ -235,9 +252,8 @@ class MeanMetric(Metric):
         self.count = 0
 
     def update(self, value: Any, n: Any = 1) -> None:  # type: ignore[override]
-        v = as_array(value)
         n = int(n)
-        contrib = v.astype(np.float64) * n if hasattr(v, "astype") else float(v) * n
+        contrib = as_array(value).astype(np.float64) * n  # float64 sum: exact enough over any epoch
         self.total_value = contrib if self.total_value is None else self.total_value + contrib
         self.count += n
 

@@ -164,7 +164,8 @@ class Trainer:
             it selects ``best.npz``.
         scheduler: an LR scheduler, stepped every optimizer step
             (``scheduler_step="batch"``) or every epoch (``"epoch"``).
-        device: where the model runs; batches are moved there if needed.
+        device: where the model runs; the model (when its parameters are elsewhere) and the
+            batches are moved there.
         out_dir: folder for ``last.npz``, ``best.npz``, ``history.json/csv``; ``None``
             writes nothing.
         quiet: no progress bar (the one-line epoch summaries are still printed, to stdout).
@@ -199,8 +200,9 @@ class Trainer:
             raise ValueError(f"Trainer: scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
         self.device = backend.normalize_device(device)
         self.model = model
-        if getattr(model, "device", self.device) != self.device:
-            model.to(self.device)
+        params = model.parameters() if hasattr(model, "parameters") else ()
+        if any(p.device != self.device for p in params):
+            model.to(self.device)  # Module.to keeps the Parameter objects: an optimizer over them still works
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.eval_loss_fn = eval_loss_fn or loss_fn
@@ -227,6 +229,7 @@ class Trainer:
         self._phase = "idle"
         self._stop_requested = False
         self._loader_state_epoch_start: Any = None
+        self._pending_loader_state: Any = None  # the loader's state after the epoch, saved at its end
         self._rng_epoch_start: Any = None
         self._rng_after_step: Any = None
         self._resume_point: dict[str, Any] | None = None
@@ -347,7 +350,7 @@ class Trainer:
             return
         arrays = [a for _, _, a, _ in self._pending]
         xp = backend.xp_of(arrays[0])
-        values = backend.to_numpy(xp.stack([a.astype(np.float32) for a in arrays]).astype(np.float64))
+        values = backend.to_numpy(xp.stack(arrays).astype(np.float64))  # one copy of all pending losses
         rows = [{"step": s, "epoch": e, "loss": float(v), "lr": lr} for (s, e, _, lr), v in zip(self._pending, values)]
         bad = np.nonzero(~np.isfinite(values))[0]
         if bad.size:
@@ -460,7 +463,7 @@ class Trainer:
             self._train_loss.reset()
             self._train_acc.reset()
             if t.get("train_loss_count"):
-                self._train_loss.total_value = np.float64(t["train_loss_sum"])
+                self._train_loss.total_value = backend.asarray(np.float64(t["train_loss_sum"]), device=self.device)
                 self._train_loss.count = int(t["train_loss_count"])
             if t.get("train_total"):
                 self._train_acc.correct = backend.asarray(np.int64(t["train_correct"]), device=self.device)
@@ -710,8 +713,6 @@ class Trainer:
             return t.softmax(axis=1) if probs else t
         finally:
             self.model.train(was_training)
-
-    _pending_loader_state: Any = None
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
