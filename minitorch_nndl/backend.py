@@ -215,7 +215,7 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
     """``target[index] += values`` where repeated indices accumulate (in place).
 
     Plain ``target[index] += values`` would keep only one of the repeats.  NumPy
-    does it with ``np.add.at``; CuPy with ``cupy.add.at`` (CuPy >= 13) or the older
+    does it with ``np.add.at``; CuPy with ``cupy.add.at`` (CuPy >= 12) or the older
     ``cupyx.scatter_add`` (atomicAdd: float32/float64/int32 targets, not float16).
     """
     if is_cuda_array(target):

@@ -7,6 +7,7 @@ the profile in ``conftest.py`` makes the draws the same on every run.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,3 +55,12 @@ def test_table_covers_every_public_differentiable_op() -> None:
     names = [spec.name for spec in OPS]
     missing = [op for op in differentiable if not any(n == op or n.startswith(op + "_") for n in names)]
     assert missing == []
+
+
+def test_pow_gradient_is_zero_where_the_exponent_is_zero(device: str) -> None:
+    """d(a^b)/da = b a^(b-1) is 0 * inf = NaN at a = 0, b = 0 if computed literally; a^0 = 1 is
+    constant in a, so the gradient is 0 (PyTorch's convention too). Other entries are unchanged."""
+    a = mt.tensor([0.0, 0.0, 2.0, 3.0], device=device, requires_grad=True)
+    b = mt.tensor([0.0, 2.0, 0.0, 2.0], device=device)
+    mt.pow(a, b).sum().backward()
+    np.testing.assert_array_equal(mt.backend.to_numpy(a.grad), [0.0, 0.0, 0.0, 6.0])

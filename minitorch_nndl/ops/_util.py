@@ -52,6 +52,14 @@ def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def to_float(x: Any) -> Any:
+    """Integer and boolean tensors become float32 for ops whose results are fractions
+    (mean, exp, division, ...); floating tensors and non-tensors pass through."""
+    if isinstance(x, Tensor) and not backend.is_floating(x.dtype):
+        return x.to(dtype=backend.default_float)
+    return x
+
+
 def as_tensor_like(value: Any, like: Tensor) -> Tensor:
     """A constant operand (Python/NumPy scalar or array) as a Tensor on ``like``'s device.
 

@@ -8,7 +8,7 @@ from typing import Any
 from .. import backend
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_broadcast, coerce_pair, unbroadcast
+from ._util import check_broadcast, coerce_pair, to_float, unbroadcast
 
 # ------------------------------------------------------------------ conversions
 
@@ -103,8 +103,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  dy/da = b a^(b-1),  dy/db = y ln a  (taken as 0 where a = 0, as PyTorch does;
-    NaN for a < 0)."""
+    """y = a ** b;  dy/da = b a^(b-1)  (0 where b = 0: y is constant in a, even at a = 0),
+    dy/db = y ln a  (taken as 0 where a = 0, as PyTorch does; NaN for a < 0)."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
@@ -116,7 +116,12 @@ class Pow(Function):
     def backward(ctx: Context, grad: Any) -> Any:
         a, b, y = ctx.saved_tensors
         xp = backend.xp_of(a)
-        ga = unbroadcast(grad * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
+        ga = None
+        if ctx.needs_input_grad[0]:
+            # where b = 0, b * a^(b-1) would be 0 * inf = NaN at a = 0; the true derivative is 0,
+            # which b * a^1 gives everywhere (the exponent there is arbitrary: b = 0 zeroes it)
+            exponent = xp.where(b == 0, b.dtype.type(1), b - b.dtype.type(1))
+            ga = unbroadcast(grad * b * a**exponent, a.shape)
         gb = None
         if ctx.needs_input_grad[1]:
             log_a = xp.log(xp.where(a == 0, a.dtype.type(1), a))  # y ln a -> 0 as a -> 0 (b > 0)
@@ -356,13 +361,6 @@ class Clamp(Function):
 # ------------------------------------------------------------------ public functions
 
 
-def _to_float(x: Any) -> Any:
-    """Integer and boolean tensors become float32 for ops whose results are fractions."""
-    if isinstance(x, Tensor) and not backend.is_floating(x.dtype):
-        return x.to(dtype=backend.default_float)
-    return x
-
-
 def _binary(function: type[Function], a: Any, b: Any, name: str) -> Tensor:
     a, b = coerce_pair(a, b, name)
     check_broadcast(a, b, name)
@@ -388,7 +386,7 @@ def div(a: Any, b: Any) -> Tensor:
     """a / b with broadcasting; true division, so integer operands give float32."""
     a, b = coerce_pair(a, b, "div")
     if not backend.is_floating(a.dtype):
-        a, b = _to_float(a), _to_float(b)
+        a, b = to_float(a), to_float(b)
     check_broadcast(a, b, "div")
     return Div.apply(a, b)
 
@@ -441,15 +439,15 @@ def neg(x: Tensor) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(_to_float(x))
+    return Exp.apply(to_float(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(_to_float(x))
+    return Log.apply(to_float(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(_to_float(x))
+    return Sqrt.apply(to_float(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -457,11 +455,11 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(_to_float(x))
+    return Tanh.apply(to_float(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(_to_float(x))
+    return Sigmoid.apply(to_float(x))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -469,7 +467,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyReLU.apply(_to_float(x), negative_slope)
+    return LeakyReLU.apply(to_float(x), negative_slope)
 
 
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002

@@ -45,7 +45,15 @@ def _reduction_grad(grad: Any, reduction: str, n: int) -> Any:
 
 
 def _check_target(op: str, target: Any, n: int, num_classes: int, device: str) -> Tensor:
-    """An int64 Tensor of shape (N,) with values in [0, C), or a clear error."""
+    """An integer Tensor of shape (N,), or a clear error.
+
+    On the CPU the values are checked to lie in [0, C) here.  On a GPU that check
+    would need ``int(target.min())``, a host sync per call that stalls the CPU from
+    queueing the backward while the forward runs, so it is skipped; instead the
+    loss ops mark the rows of out-of-range targets NaN on the device
+    (:func:`_nan_where_out_of_range`).  CuPy fancy indexing *wraps* out-of-bounds
+    indices, so without that a target of -1 would silently pick the last class.
+    """
     if not isinstance(target, Tensor):
         target = Tensor(target, device=device)
     if target.device != device:
@@ -57,7 +65,7 @@ def _check_target(op: str, target: Any, n: int, num_classes: int, device: str) -
         )
     if target.shape != (n,):
         raise ValueError(f"{op}: target must have shape ({n},) to match the input's batch size, got {target.shape}")
-    if n:
+    if n and not backend.is_cuda_array(target.data):
         low, high = int(target.data.min()), int(target.data.max())
         if low < 0 or high >= num_classes:
             bad = low if low < 0 else high
@@ -65,6 +73,15 @@ def _check_target(op: str, target: Any, n: int, num_classes: int, device: str) -
                 f"{op}: target value {bad} is out of range for {num_classes} classes (expected 0..{num_classes - 1})"
             )
     return target
+
+
+def _nan_where_out_of_range(values: Any, target: Any, num_classes: int) -> Any:
+    """``values`` (rows indexed like ``target``) with NaN in the rows whose target is outside
+    [0, C): the sync-free GPU stand-in for the CPU's range check in :func:`_check_target`."""
+    xp = backend.xp_of(values)
+    valid = (target >= 0) & (target < num_classes)
+    valid = valid.reshape(valid.shape + (1,) * (values.ndim - 1))
+    return xp.where(valid, values, values.dtype.type(xp.nan))
 
 
 def _check_input(op: str, x: Any, name: str) -> None:
@@ -99,6 +116,8 @@ class CrossEntropy(Function):
         if label_smoothing:
             # -sum_c q_c log p_c = (1 - eps) * (-log p_y) + eps * mean_c(-log p_c)
             losses = (1 - eps) * losses - eps * log_probs.mean(axis=1)
+        if backend.is_cuda_array(target):  # unchecked on the host: NaN marks out-of-range targets
+            losses = _nan_where_out_of_range(losses, target, C)
         if ctx.needs_input_grad:
             exp /= sum_exp  # softmax, computed in place
             ctx.save_for_backward(exp, target)
@@ -114,6 +133,8 @@ class CrossEntropy(Function):
         dz = probs - eps / C if eps else probs.copy()  # softmax - eps/C (the smoothing's uniform part)
         dz[xp.arange(N), target] -= 1 - eps  # minus the one-hot part
         dz *= _reduction_grad(grad, ctx.reduction, N)
+        if backend.is_cuda_array(target):
+            dz = _nan_where_out_of_range(dz, target, C)
         return dz, None
 
 
@@ -124,6 +145,8 @@ class NLLLoss(Function):
     def forward(ctx: Context, log_probs: Any, target: Any, reduction: str) -> Any:
         xp = backend.xp_of(log_probs)
         losses = -log_probs[xp.arange(log_probs.shape[0]), target]
+        if backend.is_cuda_array(target):  # unchecked on the host: NaN marks out-of-range targets
+            losses = _nan_where_out_of_range(losses, target, log_probs.shape[1])
         ctx.save_for_backward(target)
         ctx.shape, ctx.reduction = log_probs.shape, reduction
         return _reduce(losses, reduction)
@@ -135,6 +158,8 @@ class NLLLoss(Function):
         N = ctx.shape[0]
         da = xp.zeros(ctx.shape, dtype=grad.dtype)
         da[xp.arange(N), target] = -_reduction_grad(grad, ctx.reduction, N)[:, 0]
+        if backend.is_cuda_array(target):
+            da = _nan_where_out_of_range(da, target, ctx.shape[1])
         return da, None
 
 
@@ -145,6 +170,9 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", label_sm
     ``label_smoothing`` eps in [0, 1] mixes the one-hot target with the uniform
     distribution: q = (1 - eps) onehot + eps / C.  The loss has ``logits``' dtype
     (int64 labels never promote float32).
+
+    A target outside [0, C) raises ValueError on the CPU; on a GPU it makes that
+    row's loss and gradient NaN instead (no host sync; see ``_check_target``).
     """
     op = "cross_entropy"
     _check_input(op, logits, "logits")
@@ -157,7 +185,10 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", label_sm
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood: -log_probs[n, target[n]], reduced (pair it with ``log_softmax``)."""
+    """Negative log-likelihood: -log_probs[n, target[n]], reduced (pair it with ``log_softmax``).
+
+    Out-of-range targets: ValueError on the CPU, NaN rows on a GPU (as in :func:`cross_entropy`).
+    """
     op = "nll_loss"
     _check_input(op, log_probs, "log_probs")
     _check_reduction(op, reduction)

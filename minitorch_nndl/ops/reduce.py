@@ -8,7 +8,7 @@ from typing import Any
 from .. import backend
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import normalize_axes
+from ._util import normalize_axes, to_float
 
 
 def _expand_reduced(grad: Any, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Any:
@@ -165,11 +165,6 @@ class LogSoftmax(Function):
 # ------------------------------------------------------------------ public functions
 
 
-def _to_float(x: Tensor) -> Tensor:
-    """Integer and boolean tensors become float32 for ops whose results are fractions."""
-    return x if backend.is_floating(x.dtype) else x.to(dtype=backend.default_float)
-
-
 def _reduce(function: type[Function], x: Tensor, axis: Any, keepdims: bool, *extra: Any) -> Tensor:
     axes = normalize_axes(axis, x.ndim)
     return function.apply(x, axes, keepdims, *extra)
@@ -182,12 +177,12 @@ def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
 
 def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``; an integer tensor gives a float32 mean."""
-    return _reduce(Mean, _to_float(x), axis, keepdims)
+    return _reduce(Mean, to_float(x), axis, keepdims)
 
 
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 0) -> Tensor:
     """Variance over ``axis``, dividing by n - correction (0: biased, 1: unbiased)."""
-    return _reduce(Var, _to_float(x), axis, keepdims, correction)
+    return _reduce(Var, to_float(x), axis, keepdims, correction)
 
 
 def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -206,7 +201,7 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
 
 def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably (no overflow for logits of 1e4)."""
-    return _reduce(LogSumExp, _to_float(x), axis, keepdims)
+    return _reduce(LogSumExp, to_float(x), axis, keepdims)
 
 
 def _softmax_axis(axis: int, ndim: int) -> int | None:
@@ -219,12 +214,12 @@ def _softmax_axis(axis: int, ndim: int) -> int | None:
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
-    return Softmax.apply(_to_float(x), _softmax_axis(axis, x.ndim))
+    return Softmax.apply(to_float(x), _softmax_axis(axis, x.ndim))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``, computed stably."""
-    return LogSoftmax.apply(_to_float(x), _softmax_axis(axis, x.ndim))
+    return LogSoftmax.apply(to_float(x), _softmax_axis(axis, x.ndim))
 
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:

@@ -63,7 +63,7 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Any, index: Any) -> Any:
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        ctx.shape, ctx.index = x.shape, index
         return x[index]
 
     @staticmethod
@@ -122,12 +122,6 @@ class Pad(Function):
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _is_basic_index(index: Any) -> bool:
-    """True when ``index`` uses only ints, slices, None and Ellipsis (no element repeats)."""
-    items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in items)
 
 
 def _picks_each_once(index: Any) -> bool:
@@ -263,7 +257,11 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
-    """``x[index]`` with ints, slices, None, Ellipsis, boolean masks and integer arrays."""
+    """``x[index]`` with ints, slices, None, Ellipsis, boolean masks and integer arrays.
+
+    An out-of-range integer array raises IndexError on the CPU; on a GPU it wraps
+    around (CuPy's rule: checking would need a host sync), so check such indices yourself.
+    """
     return GetItem.apply(x, _convert_index(index, x))
 
 

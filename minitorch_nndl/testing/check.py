@@ -19,8 +19,8 @@ The first failed check raises :class:`OpCheckError` (an ``AssertionError``, so
 pytest shows it as a test failure) whose message names the op, the check, the
 input (or output) and the element, with both values::
 
-    OpCheckError: check_op(softplus): float64 gradcheck failed: gradcheck failed for input 0
-    (shape (3,)) at index (1,): analytic -0.62, numerical 0.62, ...
+    OpCheckError: check_op(softplus) failed check 'float64 gradcheck': gradcheck failed for
+    input 0 (shape (3,)) at index (1,): analytic -0.62, numerical 0.62, ...
 
 This module needs only NumPy (no pytest, no Hypothesis).
 """

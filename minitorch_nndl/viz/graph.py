@@ -48,9 +48,9 @@ class _Graph:
 
 
 def _format_values(array: Any, max_values: int) -> str:
-    flat = backend.to_numpy(array).reshape(-1)
-    shown = ", ".join(f"{v:.4g}" for v in flat[:max_values].tolist())
-    if flat.size > max_values:
+    # copy only the values shown (a GPU activation may be hundreds of MB)
+    shown = ", ".join(f"{v:.4g}" for v in backend.to_numpy(array.reshape(-1)[:max_values]).tolist())
+    if array.size > max_values:
         shown += ", ..."
     return f"[{shown}]"
 
