@@ -356,3 +356,10 @@ def test_custom_op_example_runs_and_reports_the_broken_backward() -> None:
     assert "Softplus passed check_op" in out.stdout
     assert "check_op(broken_softplus) failed check 'float64 gradcheck'" in out.stdout
     assert re.search(r"input 0 \(shape \(1, 3\)\) at index \(0, \d\): analytic", out.stdout)
+
+
+def test_check_op_refuses_to_check_nothing() -> None:
+    """A list of tensors in place of separate arguments used to pass without checking anything."""
+    x = mt.randn(3, dtype=mt.float64)
+    with pytest.raises(TypeError, match="separate arguments"):
+        check_op(lambda t: t * 2, [x])

@@ -324,6 +324,10 @@ def check_op(
     batch norm's running statistics).  Returns None when every check passes.
     """
     label = _op_name(fn, name)
+    if not any(isinstance(v, Tensor) for v in inputs):
+        nested = any(isinstance(v, (list, tuple)) and any(isinstance(t, Tensor) for t in v) for v in inputs)
+        hint = " (pass tensors as separate arguments: check_op(fn, x, y), not check_op(fn, [x, y]))" if nested else ""
+        raise TypeError(f"check_op: no Tensor among the inputs, so nothing would be checked{hint}")
     checker = _Checker(fn, inputs, label)
     inputs_list = list(inputs)
     diff = _diff_indices(inputs_list, grad)
