@@ -43,6 +43,23 @@ def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], No
     return (time.perf_counter() - start) / steps
 
 
+def _throughput(
+    model: Any,
+    train_step: Callable[[], None],
+    eval_step: Callable[[], None],
+    batch: int,
+    steps: int,
+    warmup: int,
+    sync: Callable[[], None],
+) -> tuple[float, float]:
+    """(train, eval) images/s of one framework's model (both have train()/eval())."""
+    model.train()
+    train = _time(train_step, steps, warmup, sync)
+    model.eval()
+    evaluation = _time(eval_step, steps, warmup, sync)
+    return batch / train, batch / evaluation
+
+
 # ------------------------------------------------------------------ minitorch_nndl
 
 
@@ -65,11 +82,7 @@ def bench_ours(batch: int, steps: int, warmup: int, device: str) -> tuple[float,
         with mt.no_grad():
             model(x)
 
-    model.train()
-    train = _time(train_step, steps, warmup, sync)
-    model.eval()
-    evaluation = _time(eval_step, steps, warmup, sync)
-    return batch / train, batch / evaluation
+    return _throughput(model, train_step, eval_step, batch, steps, warmup, sync)
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -124,11 +137,7 @@ def bench_torch(torch: Any, batch: int, steps: int, warmup: int, device: str) ->
         with torch.no_grad():
             model(x)
 
-    model.train()
-    train = _time(train_step, steps, warmup, sync)
-    model.eval()
-    evaluation = _time(eval_step, steps, warmup, sync)
-    return batch / train, batch / evaluation
+    return _throughput(model, train_step, eval_step, batch, steps, warmup, sync)
 
 
 # ------------------------------------------------------------------ main

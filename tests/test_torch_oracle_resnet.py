@@ -40,22 +40,24 @@ class TorchBasicBlock(tnn.Module):
         return self.relu(out + identity)
 
 
-class TorchResNet18Cifar(tnn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
+class TorchResNet(tnn.Module):
+    """torchvision's ResNet with the CIFAR stem and a configurable first-stage width, torchvision's names."""
+
+    def __init__(self, layers: list[int], width: int = 64, num_classes: int = 10) -> None:
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = tnn.Conv2d(3, 64, 3, 1, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(64)
+        self.inplanes = width
+        self.conv1 = tnn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(width)
         self.relu = tnn.ReLU(inplace=True)
         self.maxpool = tnn.Identity()
-        self.layer1 = self._make_layer(64, 2)
-        self.layer2 = self._make_layer(128, 2, 2)
-        self.layer3 = self._make_layer(256, 2, 2)
-        self.layer4 = self._make_layer(512, 2, 2)
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(2 * width, layers[1], 2)
+        self.layer3 = self._make_layer(4 * width, layers[2], 2)
+        self.layer4 = self._make_layer(8 * width, layers[3], 2)
         self.avgpool = tnn.AdaptiveAvgPool2d((1, 1))
-        self.fc = tnn.Linear(512, num_classes)
+        self.fc = tnn.Linear(8 * width, num_classes)
 
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1):
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> tnn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes:
             downsample = tnn.Sequential(
@@ -70,6 +72,10 @@ class TorchResNet18Cifar(tnn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def TorchResNet18Cifar(num_classes: int = 10) -> TorchResNet:
+    return TorchResNet([2, 2, 2, 2], 64, num_classes)
 
 
 def _randomize_batchnorms(model: nn.Module, rng: np.random.Generator) -> None:

@@ -27,7 +27,7 @@ import pytest
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
-from test_torch_oracle_resnet import TorchBasicBlock  # noqa: E402  (tests/ is on sys.path)
+from test_torch_oracle_resnet import TorchResNet  # noqa: E402  (tests/ is on sys.path)
 
 import minitorch_nndl as mt  # noqa: E402
 from minitorch_nndl import models, nn, optim  # noqa: E402
@@ -42,40 +42,6 @@ LR, MOMENTUM, WEIGHT_DECAY, SMOOTHING = 0.1, 0.9, 5e-4, 0.1
 WARMUP = 5
 LOSS_RTOL = 1e-4  # the issue's criterion, per step
 PARAM_TOL = 1e-7  # final parameters / buffers, relative to each tensor's largest entry
-
-
-class TorchResNet(tnn.Module):
-    """torchvision's ResNet with the CIFAR stem and a configurable first-stage width, torchvision's names."""
-
-    def __init__(self, layers: list[int], width: int, num_classes: int) -> None:
-        super().__init__()
-        self.inplanes = width
-        self.conv1 = tnn.Conv2d(3, width, 3, 1, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(width)
-        self.relu = tnn.ReLU(inplace=True)
-        self.maxpool = tnn.Identity()
-        self.layer1 = self._make_layer(width, layers[0])
-        self.layer2 = self._make_layer(2 * width, layers[1], 2)
-        self.layer3 = self._make_layer(4 * width, layers[2], 2)
-        self.layer4 = self._make_layer(8 * width, layers[3], 2)
-        self.avgpool = tnn.AdaptiveAvgPool2d((1, 1))
-        self.fc = tnn.Linear(8 * width, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> tnn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = tnn.Sequential(
-                tnn.Conv2d(self.inplanes, planes, 1, stride, bias=False), tnn.BatchNorm2d(planes)
-            )
-        layers = [TorchBasicBlock(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes
-        layers += [TorchBasicBlock(planes, planes) for _ in range(1, blocks)]
-        return tnn.Sequential(*layers)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def _ours_schedule(opt: optim.Optimizer, kind: str) -> lr_scheduler.LRScheduler:

@@ -16,7 +16,38 @@ class Identity(Module):
         return x
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """The list protocol shared by ``Sequential`` and ``ModuleList``: children named by position."""
+
+    def _index(self, index: int) -> str:
+        n = len(self._modules)
+        if not -n <= index < n:
+            raise IndexError(f"{type(self).__name__} index {index} out of range for length {n}")
+        return list(self._modules)[index % n]
+
+    def _slice(self, index: slice) -> Any:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self._slice(index)
+        return self._modules[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        setattr(self, self._index(index), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Any:
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
     Children are named ``"0"``, ``"1"``, ... (or by the keys of an ``OrderedDict``),
@@ -33,29 +64,8 @@ class Sequential(Module):
             for index, module in enumerate(modules):
                 self.add_module(str(index), module)
 
-    def _index(self, index: int) -> str:
-        n = len(self._modules)
-        if not -n <= index < n:
-            raise IndexError(f"{type(self).__name__} index {index} out of range for length {n}")
-        return list(self._modules)[index % n]
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[index]))
-        return self._modules[self._index(index)]
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        setattr(self, self._index(index), module)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
+    def _slice(self, index: slice) -> Sequential:
+        return Sequential(OrderedDict(list(self._modules.items())[index]))
 
     def forward(self, x: Any) -> Any:
         for module in self._modules.values():
@@ -63,7 +73,7 @@ class Sequential(Module):
         return x
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered (a plain Python list would hide them).
 
     It has no ``forward``: the owner decides how to call its entries.
@@ -74,29 +84,8 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def _index(self, index: int) -> str:
-        n = len(self._modules)
-        if not -n <= index < n:
-            raise IndexError(f"ModuleList index {index} out of range for length {n}")
-        return str(index % n)
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return ModuleList(list(self._modules.values())[index])
-        return self._modules[self._index(index)]
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        setattr(self, self._index(index), module)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
+    def _slice(self, index: slice) -> ModuleList:
+        return ModuleList(list(self._modules.values())[index])
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         for module in modules:
