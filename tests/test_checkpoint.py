@@ -142,3 +142,43 @@ def test_restore_model_and_optimizer(tmp_path, device: str) -> None:
         o.step()
     for p, q in zip(model.parameters(), model2.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def _damaged_copies(path, tmp_path) -> dict:
+    """The ways a checkpoint gets damaged: cut short, one flipped bit, empty, random bytes."""
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x10  # inside the first array's bytes: the zip CRC no longer matches
+    variants = {
+        "truncated": data[: len(data) // 2],
+        "bit-flipped": bytes(flipped),
+        "empty": b"",
+        "random bytes": np.random.default_rng(0).bytes(4096),
+        "a pickle": b"\x80\x04\x95" + bytes(40),  # what np.load would offer to unpickle
+    }
+    out = {}
+    for name, content in variants.items():
+        target = tmp_path / f"{name.replace(' ', '_')}.npz"
+        target.write_bytes(content)
+        out[name] = target
+    return out
+
+
+def test_damaged_checkpoints_name_the_file_and_are_never_unpickled(tmp_path) -> None:
+    from minitorch_nndl.train.checkpoint import CheckpointError
+
+    good = save_checkpoint(tmp_path / "ck.npz", model={"w": np.ones((40, 40), np.float32)}, config={"a": 1})
+    for name, path in _damaged_copies(good, tmp_path).items():
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert str(path) in message and "damaged" in message, name
+        assert "cannot run code" in message, name
+        assert "allow_pickle" not in message, name  # no nudge towards loading it unsafely
+        assert isinstance(info.value, ValueError)  # callers catching ValueError keep working
+    assert load_checkpoint(good)["config"] == {"a": 1}  # the original is fine
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="is a folder"):
+        load_checkpoint(tmp_path)

@@ -16,7 +16,8 @@ NumPy scalar dtypes and array dtypes all round-trip.
 
 Because the file holds only numeric arrays and JSON, ``np.load(..., allow_pickle=False)``
 reads it, and loading a checkpoint from an untrusted source cannot execute code
-(unlike ``torch.load`` / ``pickle``).
+(unlike ``torch.load`` / ``pickle``).  A truncated, corrupted or foreign file raises
+:class:`CheckpointError`, which names the file and says that nothing was unpickled.
 
 Writes are atomic: the file is written to a temporary name in the same directory,
 flushed to disk, and moved over the destination with ``os.replace``, so a crash or
@@ -28,6 +29,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import tokenize
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ import numpy as np
 from .. import backend
 
 __all__ = [
+    "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
     "flatten_state",
@@ -186,23 +191,79 @@ def _umask() -> int:
     return mask
 
 
+class CheckpointError(ValueError):
+    """A file is not a readable minitorch_nndl checkpoint: truncated, corrupted, or something else.
+
+    The message names the file and says that nothing from it was unpickled: a damaged
+    checkpoint is refused, never "loaded unsafely".
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"checkpoint {self.path} is damaged or not a minitorch_nndl checkpoint: {reason}. Nothing was loaded "
+            "from it (checkpoints are read without pickle, so a damaged file cannot run code); use another "
+            "checkpoint of the run (last.npz or best.npz) or train again"
+        )
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
+# What reading a damaged zip / .npy / JSON can raise; each means "this file is not intact".
+_DAMAGE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,  # bad .npy header, pickled (object) data refused, bad JSON
+    SyntaxError,  # .npy header that is not a Python literal
+    tokenize.TokenError,
+    KeyError,  # the JSON names an array that is not in the file
+    TypeError,
+)
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` into a dict of its parts.
 
     Returns ``{"model": {...}, "optimizer": {...}, "scheduler": {...}, **extra}``
-    (only the parts that were saved), with NumPy arrays on the host.
+    (only the parts that were saved), with NumPy arrays on the host.  Raises
+    ``FileNotFoundError`` for a missing file and :class:`CheckpointError` (a
+    ``ValueError``) for one that is truncated, corrupted or not a checkpoint at all.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    with np.load(path, allow_pickle=False) as npz:
-        if META_KEY not in npz.files:
-            raise ValueError(f"{str(path)!r} is not a minitorch_nndl checkpoint (no {META_KEY} entry)")
-        meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
-        arrays = {k: npz[k] for k in npz.files if k != META_KEY}
-    if meta.get("format") != "minitorch_nndl.checkpoint":
-        raise ValueError(f"{str(path)!r} is not a minitorch_nndl checkpoint")
-    return unflatten_state(meta["tree"], arrays)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {str(path)!r} {what}")
+    with open(path, "rb") as fh:
+        head = fh.read(len(ZIP_MAGIC))
+    if head != ZIP_MAGIC:
+        raise CheckpointError(path, "the file is empty" if not head else "it is not a .npz (zip) file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if META_KEY not in npz.files:
+                raise CheckpointError(path, f"it has no {META_KEY} entry (a plain .npz, not a checkpoint)")
+            meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+            arrays = {k: npz[k] for k in npz.files if k != META_KEY}
+        if not isinstance(meta, dict) or meta.get("format") != "minitorch_nndl.checkpoint":
+            raise CheckpointError(path, "its metadata does not describe a minitorch_nndl checkpoint")
+        return unflatten_state(meta["tree"], arrays)
+    except CheckpointError:
+        raise
+    except _DAMAGE as exc:
+        raise CheckpointError(path, _describe_damage(exc)) from None
+
+
+def _describe_damage(exc: BaseException) -> str:
+    """What went wrong, in words that do not suggest loading the file unsafely."""
+    text = str(exc)
+    if "pickle" in text:  # NumPy's message suggests allow_pickle=True: never for a checkpoint
+        return "it contains pickled (object) data, which a checkpoint never holds"
+    if isinstance(exc, zipfile.BadZipFile) and "CRC" in text:
+        return f"its bytes do not match their checksum ({text}): the file was corrupted"
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+        return f"the zip archive is broken, most likely truncated ({text})"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _move_arrays(tree: Any, device: str) -> Any:
