@@ -147,13 +147,21 @@ def test_restricted_unpickler_refuses_code_execution(fake_root, tmp_path):
 
 def test_missing_data_message_names_paths_and_download(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
-        CIFAR10(tmp_path / "nowhere")
+        CIFAR10(tmp_path)  # an existing folder without the data
     msg = str(info.value)
-    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg
-    assert str(tmp_path / "nowhere" / "cifar-10-python.tar.gz") in msg
+    assert str(tmp_path / "cifar-10-batches-py") in msg
+    assert str(tmp_path / "cifar-10-python.tar.gz") in msg
     assert "download=True" in msg and "--download" in msg
     with pytest.raises(ValueError, match="split"):
         CIFAR10(tmp_path, split="validation")
+
+
+def test_a_data_folder_that_does_not_exist_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        CIFAR10(tmp_path / "dtaa")
+    msg = str(info.value)
+    assert msg.startswith(f"the data folder {tmp_path / 'dtaa'} does not exist") and "mistyped" in msg
+    assert "\n" not in msg and "download=True" in msg
 
 
 def test_truncated_and_foreign_files_are_reported(fake_root, tmp_path):
@@ -207,10 +215,11 @@ def test_download_wrong_md5_leaves_nothing(tmp_path):
     dest = tmp_path / "out" / "file.bin"
     with pytest.raises(ChecksumError, match="MD5 mismatch"):
         download_url(src.as_uri(), dest, md5="0" * 32, progress=False)
-    assert not dest.exists() and os.listdir(dest.parent) == []
+    assert not dest.parent.exists()  # the folder made for the download is gone too
+    dest.parent.mkdir()
     with pytest.raises(DownloadError):
         download_url((tmp_path / "missing.bin").as_uri(), dest, progress=False)
-    assert os.listdir(dest.parent) == []
+    assert os.listdir(dest.parent) == []  # a folder that was there before stays
 
 
 class _TruncatingHandler(http.server.BaseHTTPRequestHandler):
@@ -237,7 +246,7 @@ def test_download_truncated_http_response_leaves_nothing(tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/f.tar.gz"
         with pytest.raises(DownloadError, match="truncated|broke off"):
             download_url(url, dest, progress=False)
-        assert os.listdir(dest.parent) == []
+        assert not dest.parent.exists()
     finally:
         thread.join(timeout=5)
         server.server_close()
@@ -255,7 +264,7 @@ def test_cifar_download_from_local_url(fake_root, tmp_path, monkeypatch):
     monkeypatch.setattr(CIFAR10, "MD5", "c58f30108f718f92721af3b95e74349a")
     with pytest.raises(ChecksumError):
         CIFAR10(tmp_path / "dl2", "dev", download=True)
-    assert os.listdir(tmp_path / "dl2") == []
+    assert not (tmp_path / "dl2").exists()
     # an existing archive with the wrong checksum is not trusted
     _only_archive(fake_root, tmp_path / "dl3")
     with pytest.raises(DownloadError, match="MD5"):
@@ -288,3 +297,160 @@ def test_safe_extract_rejects_escaping_members(tmp_path, name, kind, link):
         safe_extract_tar(archive, target)
     assert not (tmp_path / "escape.txt").exists()
     assert list(target.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- a newcomer's broken folders
+# Every problem is an OSError or a ValueError with a one-line message that names the file and the fix,
+# so a program can print it as one "error: ..." line.
+
+
+@pytest.fixture
+def broken_root(fake_root, tmp_path, monkeypatch) -> Path:
+    """A copy of the fake data set (folder and archive); CIFAR10.URL/MD5 point at the fake archive."""
+    archive = fake_root / "cifar-10-python.tar.gz"
+    monkeypatch.setattr(CIFAR10, "URL", archive.as_uri())
+    monkeypatch.setattr(CIFAR10, "MD5", _md5(archive.read_bytes()))
+    root = tmp_path / "data"
+    shutil.copytree(fake_root, root)
+    return root
+
+
+def _one_line_error(excinfo, *fragments: str) -> str:
+    msg = str(excinfo.value)
+    assert isinstance(excinfo.value, (OSError, ValueError)), type(excinfo.value)
+    assert "\n" not in msg, msg
+    for fragment in fragments:
+        assert fragment in msg, (fragment, msg)
+    return msg
+
+
+def test_half_truncated_batch_says_which_file_and_the_advice_works(broken_root):
+    batch = broken_root / "cifar-10-batches-py" / "data_batch_2"
+    good = batch.read_bytes()
+    batch.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CIFAR10FormatError) as info:
+        CIFAR10(broken_root, "train")
+    _one_line_error(info, str(batch), "truncated", f"delete {batch}", "download=True")
+    batch.unlink()  # follow the advice: delete it, run again with download=True
+    ds = CIFAR10(broken_root, "train", download=True)
+    assert batch.read_bytes() == good and len(ds) == 4 * N
+
+
+def test_zero_byte_test_batch_is_reported_and_download_refills_it(broken_root):
+    batch = broken_root / "cifar-10-batches-py" / "test_batch"
+    good = batch.read_bytes()
+    batch.write_bytes(b"")
+    assert CIFAR10(broken_root, "test").source.name == "cifar-10-python.tar.gz"  # the archive beside it is read
+    (broken_root / "cifar-10-python.tar.gz").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        CIFAR10(broken_root, "test")
+    _one_line_error(info, str(batch.parent), "test_batch is empty", "download=True")
+    CIFAR10(broken_root, "test", download=True)
+    assert batch.read_bytes() == good
+
+
+@pytest.mark.parametrize("missing", ["data_batch_3", "test_batch", "batches.meta"])
+def test_missing_batch_file_is_named_and_download_adds_only_it(broken_root, missing):
+    folder = broken_root / "cifar-10-batches-py"
+    (broken_root / "cifar-10-python.tar.gz").unlink()  # with the archive beside it, it would be read instead
+    (folder / missing).unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        CIFAR10(broken_root, "train+dev" if missing != "test_batch" else "test")
+    _one_line_error(info, str(folder), f"{missing} is missing", "download=True")
+    other = folder / ("data_batch_1" if missing != "data_batch_1" else "data_batch_2")
+    before = other.stat().st_mtime_ns
+    other_bytes = other.read_bytes()
+    CIFAR10(broken_root, "test", download=True)  # fetches the archive: the folder is incomplete
+    assert (folder / missing).is_file()
+    assert other.stat().st_mtime_ns == before and other.read_bytes() == other_bytes  # untouched
+    assert sorted(os.listdir(broken_root)) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]  # no scratch left
+
+
+def test_a_code_running_pickle_is_a_one_line_format_error(broken_root, tmp_path):
+    marker = tmp_path / "pwned"
+    batch = broken_root / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(pickle.dumps({b"data": _RunsCommand(f"touch {marker}"), b"labels": []}, protocol=2))
+    with pytest.raises(CIFAR10FormatError) as info:  # a ValueError (and an UnpicklingError)
+        CIFAR10(broken_root, "test")
+    assert isinstance(info.value, pickle.UnpicklingError)
+    _one_line_error(info, str(batch), "refusing to load", "system", "nothing in it was run", f"delete {batch}")
+    assert not marker.exists()
+
+
+def _py3_pickle(obj, protocol: int) -> bytes:
+    return pickle.dumps(obj, protocol=protocol)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("keys", ["bytes", "str"])
+def test_python3_pickles_of_the_official_format_load(fake_root, tmp_path, protocol, keys):
+    """A user's own subset written by Python 3 (protocol 2 uses _codecs.encode for bytes, 5 _frombuffer)."""
+    official = restricted_loads((fake_root / "cifar-10-batches-py" / "data_batch_1").read_bytes())
+    meta = restricted_loads((fake_root / "cifar-10-batches-py" / "batches.meta").read_bytes())
+    folder = tmp_path / "mine" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def rekey(d):
+        return {k.decode(): v for k, v in d.items()} if keys == "str" else d
+
+    subset = {**official, b"data": official[b"data"][:7], b"labels": [np.int64(v) for v in official[b"labels"][:7]]}
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+        (folder / name).write_bytes(_py3_pickle(rekey(subset), protocol))
+    (folder / "batches.meta").write_bytes(_py3_pickle(rekey({**meta, b"empty": b""}), protocol))
+    if protocol == 2:
+        assert b"_codecs\nencode" in (folder / "data_batch_1").read_bytes()
+    ds = CIFAR10(tmp_path / "mine", "test")
+    assert ds.classes == list(CIFAR10.CLASSES)
+    np.testing.assert_array_equal(ds.images, CIFAR10(fake_root, "train").images[:7])
+    np.testing.assert_array_equal(ds.labels, np.asarray(official[b"labels"][:7]))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x02c_codecs\nencode\nX\x04\x00\x00\x00abcdX\x05\x00\x00\x00rot13\x86R.",  # another codec
+        b"\x80\x02c__builtin__\nbytes\nJ\x00\xe1\xf5\x05\x85R.",  # bytes(100_000_000)
+        b"\x80\x02cbuiltins\neval\nX\x01\x00\x00\x001\x85R.",
+        b"\x80\x02cnumpy\nload\nX\x01\x00\x00\x00x\x85R.",
+    ],
+    ids=["codecs-rot13", "bytes-with-size", "eval", "numpy-load"],
+)
+def test_everything_but_the_allowed_uses_is_still_refused(payload):
+    with pytest.raises(pickle.UnpicklingError, match="refusing") as info:
+        restricted_loads(payload, "x.pkl")
+    assert isinstance(info.value, CIFAR10FormatError) and "\n" not in str(info.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_failed_download_names_the_url_and_where_to_put_the_file(tmp_path, monkeypatch):
+    url = f"http://127.0.0.1:{_closed_port()}/cifar-10-python.tar.gz"
+    monkeypatch.setattr(CIFAR10, "URL", url)
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError) as info:
+        CIFAR10(root, "test", download=True)
+    assert isinstance(info.value, OSError)
+    _one_line_error(
+        info, f"could not download {url}", "Connection refused", f"save it as {root / 'cifar-10-python.tar.gz'}"
+    )
+    assert not root.exists()  # nothing partial: not even the folder made for it
+
+
+def test_a_broken_off_download_leaves_nothing_and_says_so(tmp_path, monkeypatch):
+    class Broken(io.BytesIO):
+        headers: dict = {}
+
+        def read(self, n=-1):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: Broken())
+    with pytest.raises(DownloadError) as info:
+        download_url("https://example.invalid/f.bin", tmp_path / "d" / "f.bin", progress=False)
+    _one_line_error(info, "broke off after 0 bytes", "Connection reset by peer", str(tmp_path / "d" / "f.bin"))
+    assert not (tmp_path / "d").exists()

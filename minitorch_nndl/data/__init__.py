@@ -9,7 +9,7 @@
 
 from . import transforms
 from ._download import ChecksumError, DownloadError, download_url, md5_file, safe_extract_tar
-from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, restricted_loads
+from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, UnsafePickleError, restricted_loads
 from .dataloader import DataLoader
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, collate, random_split
 from .fashion_mnist import FashionMNIST, IDXFormatError, read_idx
@@ -43,6 +43,7 @@ __all__ = [
     "Subset",
     "TensorDataset",
     "ToTensor",
+    "UnsafePickleError",
     "collate",
     "download_url",
     "md5_file",

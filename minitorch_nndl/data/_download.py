@@ -5,7 +5,8 @@ that looks complete, or the next run would trust it.  So :func:`download_url` wr
 to ``<dest>.<random>.part`` in the destination's own folder (same filesystem, so the
 final ``os.replace`` is atomic), checks the byte count against ``Content-Length`` and
 the MD5 against the expected digest, and only then renames the file into place.  On
-any failure the temporary file is deleted and the error names the URL and the reason.
+any failure the temporary file (and any folder made for it) is deleted, and the error names
+the URL, the reason and where to save the file by hand.
 
 :func:`safe_extract_tar` unpacks an archive after rejecting members that would escape
 the target folder (absolute paths, ``..``, links, device files).
@@ -15,6 +16,7 @@ Host-only code (files and sockets); works with ``http(s)://`` and ``file://`` UR
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tarfile
@@ -28,8 +30,12 @@ from typing import Any
 __all__ = ["ChecksumError", "DownloadError", "download_url", "md5_file", "safe_extract_tar"]
 
 
-class DownloadError(RuntimeError):
-    """A download failed (network error, truncated transfer, bad checksum)."""
+class DownloadError(OSError):
+    """A download or extraction failed (no network, truncated transfer, bad checksum, unsafe archive).
+
+    An ``OSError``, like the ``FileNotFoundError`` of data that is not there, so a program can
+    catch every "the data is not usable" problem as ``(OSError, ValueError)``.
+    """
 
 
 class ChecksumError(DownloadError):
@@ -72,6 +78,8 @@ def download_url(
     temporary file behind.
     """
     dest = Path(dest)
+    by_hand = f"download it by hand (e.g. in a browser) and save it as {dest.resolve()}, then run again"
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -83,7 +91,9 @@ def download_url(
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise DownloadError(f"could not download {url}: {exc}") from exc
+                raise DownloadError(
+                    f"could not download {url} ({_reason(exc)}): check the network connection, or {by_hand}"
+                ) from exc
             with response:
                 length = response.headers.get("Content-Length")
                 expected = int(length) if length is not None and length.isdigit() else None
@@ -96,15 +106,19 @@ def download_url(
                         if bar is not None:
                             bar.update(len(chunk))
                 except Exception as exc:  # OSError, URLError, http.client.IncompleteRead, ...
-                    raise DownloadError(f"download of {url} broke off after {received} bytes: {exc!r}") from exc
+                    raise DownloadError(
+                        f"download of {url} broke off after {received} bytes ({_reason(exc)}): run again, or {by_hand}"
+                    ) from exc
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and received != expected:
-            raise DownloadError(f"download of {url} is truncated: got {received} of {expected} bytes")
+            raise DownloadError(
+                f"download of {url} is truncated (got {received} of {expected} bytes): run again, or {by_hand}"
+            )
         if md5 is not None and digest.hexdigest() != md5.lower():
             raise ChecksumError(
                 f"MD5 mismatch for {url}: expected {md5.lower()}, got {digest.hexdigest()} "
-                f"({received} bytes); the file was discarded, try again"
+                f"({received} bytes); the file was discarded: run again, or {by_hand}"
             )
         os.replace(tmp, dest)
     finally:
@@ -112,7 +126,17 @@ def download_url(
             bar.close()
         if tmp.exists():
             tmp.unlink()
+            for folder in created:  # innermost first; a folder something else wrote into stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return dest
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a transfer failed, in a few words on one line ("[Errno 111] Connection refused")."""
+    reason = getattr(exc, "reason", None) if not isinstance(exc, urllib.error.HTTPError) else None
+    text = str(reason if reason is not None else exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
