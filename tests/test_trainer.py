@@ -89,13 +89,33 @@ def test_fit_writes_checkpoints_and_history(straight: Trainer) -> None:
     lines = (out / "history.csv").read_text().strip().splitlines()
     assert lines[0].startswith("epoch,") and len(lines) == 5
     # the epoch's train loss is the sample-weighted mean of the step losses
-    steps_e0 = [r["loss"] for r in hist["steps"] if r["epoch"] == 0]
+    steps_e0 = [r["loss"] for r in hist["steps"] if r["epoch"] == 1]
     weights = [16, 16, 16, 16, 6]
     assert hist["epochs"][0]["train_loss"] == pytest.approx(np.dot(steps_e0, weights) / N, rel=1e-6)
     ck = load_checkpoint(out / "last.npz")
     assert ck["trainer"]["epoch"] == 4 and ck["trainer"]["global_step"] == 20
     best = load_checkpoint(out / "best.npz")
     assert best["trainer"]["best_acc"] == pytest.approx(max(r["dev_acc"] for r in hist["epochs"]))
+
+
+def test_history_numbers_epochs_from_1_like_the_console_and_ends_lines_with_lf(straight: Trainer, capsys) -> None:
+    out = straight.out_dir
+    hist = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in hist["epochs"]] == [1, 2, 3, 4]
+    assert sorted({r["epoch"] for r in hist["steps"]}) == [1, 2, 3, 4]
+    assert [r["epoch"] for r in hist["steps"]][:6] == [1, 1, 1, 1, 1, 2]  # 5 steps per epoch
+    best = load_checkpoint(out / "best.npz")["trainer"]
+    assert straight.best_epoch == best["best_epoch"] == best["epoch"]  # best.npz holds epoch number best_epoch
+    for name in ("history.csv", "history_steps.csv"):
+        data = (out / name).read_bytes()
+        assert b"\r" not in data and data.endswith(b"\n"), name
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in rows[1:]] == ["1", "2", "3", "4"]
+    # the console line of an epoch carries the number the files carry
+    trainer, loader, dev = _setup(None)
+    trainer.fit(loader, dev, epochs=1)
+    assert capsys.readouterr().out.startswith("epoch   1 |")
+    assert trainer.history.epochs[0]["epoch"] == 1
 
 
 def test_resume_at_epoch_boundary_is_exact(straight: Trainer, tmp_path) -> None:
@@ -138,6 +158,7 @@ def test_interrupt_mid_epoch_then_resume_is_exact(straight: Trainer, tmp_path, l
     result = first.fit(loader, dev, epochs=4)
     assert result.status == "interrupted"
     assert "step 7" in result.message and "last.npz" in result.message
+    assert "resume" not in result.message.lower()  # the program around the Trainer prints the one resume hint
     ck = load_checkpoint(tmp_path / "last.npz")
     assert ck["trainer"]["epoch"] == 1 and ck["trainer"]["batch_in_epoch"] == 2 and ck["trainer"]["global_step"] == 7
     second, loader2, dev2 = _setup(tmp_path, seed=5, loader_cls=loader_cls)
@@ -205,6 +226,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys) -> None
     assert all(np.isfinite(p.numpy()).all() for p in trainer.model.parameters())  # step 8 was never applied
     hist = json.loads((tmp_path / "history.json").read_text())
     assert [r["step"] for r in hist["steps"]] == list(range(1, 8))
+
+
+def test_diverging_run_stops_at_the_nan_check_without_numpy_warnings(tmp_path, recwarn) -> None:
+    trainer, loader, dev = _setup(tmp_path)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = 1e8
+    trainer.scheduler = None
+    result = trainer.fit(loader, dev, epochs=2)
+    assert result.status == "nan"
+    assert "learning rate" in result.message and "1e+08" in result.message and "lower" in result.message
+    assert [w for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
 
 
 def test_nan_weights_are_never_checkpointed(tmp_path) -> None:

@@ -1,12 +1,13 @@
 """Training history: per-step loss and learning rate, per-epoch summaries; JSON and CSV.
 
 ``History.steps`` is a list of ``{"step", "epoch", "loss", "lr"}`` rows (``step`` counts
-optimizer steps from 1); ``History.epochs`` a list of per-epoch rows such as
+optimizer steps from 1, ``epoch`` numbers epochs from 1, as the console does);
+``History.epochs`` a list of per-epoch rows such as
 ``{"epoch", "train_loss", "train_acc", "dev_loss", "dev_acc", "lr", "seconds",
 "images_per_sec", "steps"}`` (columns may vary: every scalar metric becomes a column).
 
 ``save(out_dir)`` writes ``history.json`` (both lists), ``history.csv`` (one row per
-epoch) and ``history_steps.csv`` (one row per step).
+epoch) and ``history_steps.csv`` (one row per step); the CSV files end lines with ``\n``.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ class History:
         rows = self.steps if source == "steps" else self.epochs
         return [row.get(name) for row in rows]
 
-    def truncate(self, step: int, epoch: int) -> None:
-        """Forget steps after ``step`` and epochs from ``epoch`` on (used on resume)."""
+    def truncate(self, step: int, epochs_done: int) -> None:
+        """Forget the steps after ``step`` and the epochs after the first ``epochs_done``."""
         self.steps = [r for r in self.steps if r["step"] <= step]
-        self.epochs = [r for r in self.epochs if r["epoch"] < epoch]
+        self.epochs = [r for r in self.epochs if r["epoch"] <= epochs_done]
 
     # -------------------------------------------------------------- (de)serialization
     def state_dict(self) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
                 columns.append(key)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

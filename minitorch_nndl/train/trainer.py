@@ -45,7 +45,12 @@ Design points, each one a lesson from the seed experiment:
   interrupt lands inside ``optimizer.step()`` (half-updated weights) is nothing saved.
 * **NaN/inf loss**: the run stops with a message naming the step (1-based count of
   optimizer steps), the epoch and the batch; ``fit`` returns ``status="nan"``; the
-  checkpoints on disk are the last good ones.
+  checkpoints on disk are the last good ones.  NumPy's floating-point warnings
+  (overflow, invalid value) are silenced inside the training step: the NaN check
+  reports a diverging run once, clearly.
+* **Epochs are numbered from 1** everywhere a person reads them: the console, the
+  ``"epoch"`` column of the history, ``best_epoch``.  ``Trainer.epoch`` counts the
+  completed epochs.
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ class FitResult:
     """What :meth:`Trainer.fit` returns.
 
     ``status``: ``"completed"``, ``"interrupted"`` (Ctrl-C; ``last_checkpoint`` holds the
-    position) or ``"nan"`` (a non-finite loss; ``message`` names the step).
+    position) or ``"nan"`` (a non-finite loss; ``message`` names the step).  ``epoch`` is the
+    number of completed epochs, ``best_epoch`` the number (from 1) of the epoch ``best.npz`` holds.
     """
 
     status: str
@@ -217,7 +223,7 @@ class Trainer:
         self.monitor = dict(monitor or {})
         self.history = History()
         # position
-        self.epoch = 0  # the epoch being trained (0-based) = number of completed epochs
+        self.epoch = 0  # number of completed epochs (the epoch being trained is number self.epoch + 1)
         self.batch_in_epoch = 0  # batches completed in the current epoch
         self.global_step = 0  # optimizer steps completed
         self.best_acc = -math.inf
@@ -366,20 +372,19 @@ class Trainer:
     def _nan_message(self, value: float, step: int, epoch: int) -> str:
         where = ""
         if self.out_dir is not None and (self.out_dir / "last.npz").exists():
-            where = (
-                f" The last good checkpoint is {self.out_dir / 'last.npz'}; resume from it with a lower learning rate."
-            )
+            where = f" The last good checkpoint is {self.out_dir / 'last.npz'}."
         elif self.out_dir is not None:
             where = " No checkpoint had been written yet."
         return (
-            f"non-finite loss ({value}) at step {step} (epoch {epoch + 1}); training stopped, "
-            f"no checkpoint was written from the diverged weights.{where}"
+            f"non-finite loss ({value}) at step {step} (epoch {epoch}); training stopped, "
+            f"no checkpoint was written from the diverged weights.{where} The usual cause is a learning rate "
+            f"that is too high (it is {self.lr():.3g} now): try one 10x lower."
         )
 
     def _postfix(self) -> None:
         if self._bar is None:
             return
-        recent = [r["loss"] for r in self.history.steps[-50:] if r["epoch"] == self.epoch]
+        recent = [r["loss"] for r in self.history.steps[-50:] if r["epoch"] == self.epoch + 1]
         elapsed = max(time.perf_counter() - self._epoch_t0, 1e-9)
         self._bar.set_postfix(
             loss=f"{np.mean(recent):.4f}" if recent else "-",
@@ -418,7 +423,7 @@ class Trainer:
         step = self.global_step + 1
         if loss.data.size != 1:
             raise ValueError(f"Trainer: loss_fn must return a scalar, got shape {loss.shape}")
-        self._pending.append((step, self.epoch, loss.data.reshape(()), self.lr()))
+        self._pending.append((step, self.epoch + 1, loss.data.reshape(()), self.lr()))
         if self.device == "cpu" and not math.isfinite(float(loss.data)):
             self._flush()  # raises NonFiniteLossError naming this step
         self._phase = "backward"
@@ -511,7 +516,8 @@ class Trainer:
             for batch in iterator:
                 x, y = batch[0], batch[1]
                 x, y = _to_tensor(x, self.device), _to_tensor(y, self.device)
-                self._train_step(x, y)
+                with np.errstate(all="ignore"):  # a diverging run ends in the NaN check, not in warnings
+                    self._train_step(x, y)
                 if self._bar is not None:
                     self._bar.update(1)
                 if self.global_step % log_every == 0:
@@ -533,7 +539,7 @@ class Trainer:
         backend.synchronize(self.device)
         seconds = time.perf_counter() - self._epoch_t0
         row: dict[str, Any] = {
-            "epoch": self.epoch,
+            "epoch": self.epoch + 1,  # epochs are numbered from 1, as on the console
             "steps": self.global_step,
             "train_loss": self._train_loss.compute(),
             "train_acc": self._train_acc.compute(),
@@ -549,10 +555,10 @@ class Trainer:
                 if isinstance(v, (int, float)):
                     row[f"dev_{k}"] = v
             if result["acc"] > self.best_acc:
-                self.best_acc, self.best_epoch, improved = result["acc"], self.epoch, True
+                self.best_acc, self.best_epoch, improved = result["acc"], self.epoch + 1, True
         elif dev_loader is None:
             improved = True  # no dev set: best.npz is the latest model
-            self.best_epoch = self.epoch
+            self.best_epoch = self.epoch + 1
         for name, loader in self.monitor.items():
             result = self.evaluate(loader)
             for k, v in result.items():
@@ -582,7 +588,7 @@ class Trainer:
 
     def _summary(self, row: dict[str, Any], improved: bool) -> str:
         parts = [
-            f"epoch {row['epoch'] + 1:>3}",
+            f"epoch {row['epoch']:>3}",
             f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%",
         ]
         if "dev_acc" in row:
@@ -669,7 +675,7 @@ class Trainer:
         except NonFiniteLossError as err:
             return f"interrupted; not saving: {err}"
         self.history.save(self.out_dir)
-        return f"interrupted at {position}; saved {path}. Resume with resume={str(path)!r} (--resume {path})."
+        return f"interrupted at {position}; saved {path}"
 
     @no_grad()
     def evaluate(self, loader: Any, metrics: dict[str, Metric] | None = None) -> dict[str, Any]:
