@@ -99,8 +99,54 @@ def test_bad_magic_truncation_and_missing(tmp_path):
     images.write_bytes(b"not gzip at all")
     with pytest.raises(IDXFormatError):
         FashionMNIST(root, "train")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as info:
         FashionMNIST(tmp_path / "empty", "train")
     assert str(tmp_path / "empty" / "train-images-idx3-ubyte.gz") in str(info.value)
     with pytest.raises(ValueError, match="split"):
         FashionMNIST(root, "valid")
+
+
+def test_every_bad_file_is_one_line_with_a_fix(tmp_path):
+    root = _small_root(tmp_path)
+    (root / "train-labels-idx1-ubyte.gz").write_bytes(b"")
+    with pytest.raises(IDXFormatError) as info:
+        FashionMNIST(root, "train")
+    msg = str(info.value)
+    assert "\n" not in msg and "train-labels-idx1-ubyte.gz" in msg and "replace it with an intact copy" in msg
+
+
+def test_a_data_folder_that_does_not_exist_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        FashionMNIST(tmp_path / "dtaa", "test")
+    msg = str(info.value)
+    assert msg.startswith(f"the data folder {tmp_path / 'dtaa'} does not exist") and "\n" not in msg
+
+
+def test_files_in_a_fashion_mnist_subfolder_are_found(tmp_path):
+    (tmp_path / "fashion-mnist").mkdir()
+    _small_root(tmp_path / "fashion-mnist")
+    ds = FashionMNIST(tmp_path, "test")
+    assert ds.source == tmp_path / "fashion-mnist" and not ds.from_system_copy
+    assert ds.source_note == f"Fashion-MNIST from {tmp_path / 'fashion-mnist'}"
+    assert FashionMNIST.find_root(tmp_path, system_copy=False) == tmp_path / "fashion-mnist"
+
+
+def test_the_system_copy_is_used_only_when_asked_and_then_it_says_so(tmp_path, monkeypatch, caplog):
+    (tmp_path / "system").mkdir()
+    system = _small_root(tmp_path / "system")
+    monkeypatch.setattr("minitorch_nndl.data.fashion_mnist.DEBIAN_ROOT", system)
+    empty = tmp_path / "data"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError):
+        FashionMNIST(empty, "test")  # no silent fallback
+    assert FashionMNIST.find_root(empty) == system and FashionMNIST.find_root(empty, system_copy=False) is None
+    with caplog.at_level("INFO", logger="minitorch_nndl.data.fashion_mnist"):
+        ds = FashionMNIST(empty, "test", fallback=True)
+    assert ds.source == system and ds.from_system_copy and ds.root == empty
+    assert ds.source_note == (
+        f"Fashion-MNIST from {system} (the system copy from Debian's dataset-fashion-mnist package; "
+        f"{empty} holds no Fashion-MNIST files)"
+    )
+    assert ds.source_note in caplog.text and "system" in repr(ds)
+    assert FashionMNIST(None, "test").from_system_copy

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -30,6 +31,7 @@ from .dataset import TensorDataset
 __all__ = ["DEBIAN_ROOT", "FashionMNIST", "IDXFormatError", "read_idx"]
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+logger = logging.getLogger(__name__)
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -39,6 +41,9 @@ FILES = {
 
 class IDXFormatError(ValueError):
     """An IDX file has the wrong magic number, a bad header, or is truncated."""
+
+
+_REPLACE = "replace it with an intact copy (download it again, or reinstall dataset-fashion-mnist)"
 
 
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
@@ -53,7 +58,7 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     try:
         st = path.stat()
     except OSError as exc:
-        raise IDXFormatError(f"{path}: cannot read ({exc})") from exc
+        raise IDXFormatError(f"{path}: cannot read ({' '.join(str(exc).split())})") from exc
     return _read_idx_cached(str(path), st.st_mtime_ns, st.st_size, magic)
 
 
@@ -67,19 +72,22 @@ def _read_idx_cached(name: str, mtime_ns: int, size: int, magic: int) -> np.ndar
         else:
             raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise IDXFormatError(f"{path}: cannot read ({exc}); the file is truncated or not gzip") from exc
+        raise IDXFormatError(
+            f"{path}: cannot read ({' '.join(str(exc).split())}): the file is truncated or not gzip; {_REPLACE}"
+        ) from exc
     if len(raw) < 8:
-        raise IDXFormatError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
+        raise IDXFormatError(f"{path}: only {len(raw)} bytes, too short for an IDX header; {_REPLACE}")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise IDXFormatError(f"{path}: magic number {found}, expected {magic} (wrong or corrupt file)")
+        raise IDXFormatError(f"{path}: magic number {found}, expected {magic} (wrong or corrupt file); {_REPLACE}")
     ndim = raw[3]  # the low byte of the magic is the number of dimensions, the one before it the type (0x08 = uint8)
     header = 4 + 4 * ndim
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
         raise IDXFormatError(
-            f"{path}: header announces shape {dims} ({expected} values) but the body has {len(raw) - header}"
+            f"{path}: header announces shape {dims} ({expected} values) but the body has {len(raw) - header} "
+            f"(truncated?); {_REPLACE}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -87,11 +95,18 @@ def _read_idx_cached(name: str, mtime_ns: int, size: int, magic: int) -> np.ndar
 class FashionMNIST(TensorDataset):
     """Fashion-MNIST as arrays: ``.images`` uint8 ``(N, 28, 28, 1)``, ``.labels`` int64.
 
+    Where the data came from is never a guess: ``.source`` is the folder the files were
+    read from, ``.from_system_copy`` says whether that is Debian's copy, and
+    ``.source_note`` is one line saying so, for a program to print.
+
     Args:
-        root: folder holding the four IDX files (``.gz`` or uncompressed).  ``None`` uses
-            Debian's ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist``.
+        root: folder holding the four IDX files (``.gz`` or uncompressed), directly or in a
+            ``fashion-mnist/`` subfolder.  ``None`` uses Debian's ``dataset-fashion-mnist``
+            package in ``/usr/share/datasets/fashion-mnist``.
         split: ``"train"``, ``"dev"``, ``"train+dev"`` or ``"test"`` (see the module docstring).
         dev_size: how many of the 60 000 training images form the dev split (from the end).
+        fallback: when ``root`` holds no Fashion-MNIST files, read Debian's copy instead
+            (``.source_note`` then says so).
     """
 
     #: per-channel mean/std of all 60 000 images of the training file, pixel values in [0, 1]
@@ -110,22 +125,41 @@ class FashionMNIST(TensorDataset):
         "Ankle boot",
     )
 
-    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", dev_size: int = 10000) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        dev_size: int = 10000,
+        fallback: bool = False,
+    ) -> None:
         if split not in ("train", "dev", "train+dev", "test"):
             raise ValueError(f"FashionMNIST: split must be 'train', 'dev', 'train+dev' or 'test', got {split!r}")
         self.root = DEBIAN_ROOT if root is None else Path(root).expanduser()
         self.split = split
         self.classes: list[str] = list(self.CLASSES)
+        found = self.find_root(self.root, system_copy=False)
+        if found is None and fallback and self.root != DEBIAN_ROOT:
+            found = self.find_root(DEBIAN_ROOT, system_copy=False)
+        #: the folder the four files were read from
+        self.source: Path = self.root if found is None else found
+        #: True when the files came from Debian's system copy, not from ``root``
+        self.from_system_copy: bool = self.source == DEBIAN_ROOT
+        #: one line that says where the data came from, for a program to print
+        self.source_note: str = f"Fashion-MNIST from {self.source}"
+        if self.from_system_copy:
+            self.source_note += " (the system copy from Debian's dataset-fashion-mnist package"
+            self.source_note += f"; {self.root} holds no Fashion-MNIST files)" if self.root != DEBIAN_ROOT else ")"
+            logger.info(self.source_note)
         which = "test" if split == "test" else "train"
         image_name, label_name = FILES[which]
         images = read_idx(self._find(image_name), IMAGE_MAGIC)
         labels = read_idx(self._find(label_name), LABEL_MAGIC)
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
-            raise IDXFormatError(f"{self.root}: unexpected shapes images {images.shape}, labels {labels.shape}")
+            raise IDXFormatError(f"{self.source}: unexpected shapes images {images.shape}, labels {labels.shape}")
         if images.shape[0] != labels.shape[0]:
-            raise IDXFormatError(f"{self.root}: {images.shape[0]} images but {labels.shape[0]} labels")
+            raise IDXFormatError(f"{self.source}: {images.shape[0]} images but {labels.shape[0]} labels")
         if labels.size and labels.max() > 9:
-            raise IDXFormatError(f"{self.root}: labels outside 0..9 (max {labels.max()})")
+            raise IDXFormatError(f"{self.source}: labels outside 0..9 (max {labels.max()})")
         if split != "test":
             n = images.shape[0]
             if not 0 <= dev_size <= n:
@@ -137,18 +171,35 @@ class FashionMNIST(TensorDataset):
         self.labels: np.ndarray = labels.astype(np.int64)
         super().__init__(self.images, self.labels)
 
+    @staticmethod
+    def find_root(data_dir: str | os.PathLike, system_copy: bool = True) -> Path | None:
+        """The folder that holds all four files: ``data_dir/fashion-mnist``, ``data_dir``, or
+        (when ``system_copy``) Debian's copy in ``/usr/share/datasets/fashion-mnist``; None if none does."""
+        data_dir = Path(data_dir).expanduser()
+        candidates = [data_dir / "fashion-mnist", data_dir] + ([DEBIAN_ROOT] if system_copy else [])
+        for folder in candidates:
+            if all(
+                any((folder / f"{stem}{sfx}").is_file() for sfx in (".gz", ""))
+                for pair in FILES.values()
+                for stem in pair
+            ):
+                return folder
+        return None
+
     def _find(self, stem: str) -> Path:
-        for candidate in (self.root / f"{stem}.gz", self.root / stem):
+        for candidate in (self.source / f"{stem}.gz", self.source / stem):
             if candidate.is_file():
                 return candidate
         hint = (
-            "On Debian/Ubuntu: `sudo apt-get install dataset-fashion-mnist` (files go to "
-            f"{DEBIAN_ROOT}); or download the four *-ubyte.gz files from "
-            "https://github.com/zalandoresearch/fashion-mnist (data/fashion) into that folder and pass root=..."
+            "on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist` (files go to "
+            f"{DEBIAN_ROOT}), or download the four *-ubyte.gz files from "
+            "https://github.com/zalandoresearch/fashion-mnist (data/fashion) into that folder"
         )
+        if not self.root.exists():
+            raise FileNotFoundError(f"the data folder {self.root} does not exist (is the path mistyped?): {hint}")
         raise FileNotFoundError(
-            f"Fashion-MNIST file not found: looked for {self.root / (stem + '.gz')} and {self.root / stem}. {hint}"
+            f"Fashion-MNIST file not found: looked for {self.source / (stem + '.gz')} and {self.source / stem}; {hint}"
         )
 
     def __repr__(self) -> str:
-        return f"FashionMNIST(split={self.split!r}, n={len(self)}, root={str(self.root)!r})"
+        return f"FashionMNIST(split={self.split!r}, n={len(self)}, source={str(self.source)!r})"
