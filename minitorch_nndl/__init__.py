@@ -2,14 +2,15 @@
 
 The public API at a glance::
 
-    Tensor, tensor, zeros, ones, full, randn, rand, randint, arange, eye, *_like
+    Tensor, tensor, from_numpy, zeros, ones, full, randn, rand, randint, arange, eye, *_like
     manual_seed, no_grad, enable_grad, is_grad_enabled, gradcheck
     float32, float64, int64, ...          dtypes
     cuda.is_available()                   GPU support through CuPy
     ops: add sub mul div pow neg exp log sqrt abs tanh sigmoid relu leaky_relu clamp
          maximum minimum where sum mean var max min argmax argmin logsumexp
          softmax log_softmax matmul reshape flatten transpose permute squeeze
-         unsqueeze expand broadcast_to concatenate stack pad
+         unsqueeze expand broadcast_to concatenate (cat) stack pad clone
+    axis=/keepdims= or PyTorch's dim=/keepdim=: every op that takes an axis accepts both
     nn, optim, data, models, train, viz, testing   (subpackages)
 """
 
@@ -43,6 +44,8 @@ from .ops.matmul import matmul
 from .ops.reduce import argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, sum, var
 from .ops.shape import (
     broadcast_to,
+    cat,
+    clone,
     concatenate,
     expand,
     flatten,
@@ -59,6 +62,7 @@ from .tensor import (
     arange,
     empty,
     eye,
+    from_numpy,
     full,
     full_like,
     ones,

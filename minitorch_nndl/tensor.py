@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import backend
+from ._aliases import accepts_torch_names
 from .autograd import backward as _backward
 from .autograd import is_grad_enabled
 
@@ -148,6 +149,10 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares the array)."""
         return Tensor._wrap(self.data)
+
+    def clone(self) -> Tensor:
+        """A copy with its own memory that stays in the graph (differentiable, unlike ``detach``)."""
+        return _shape.clone(self)
 
     def to(self, device: Any = None, dtype: Any = None) -> Tensor:
         """This tensor on another device and/or with another dtype (differentiable)."""
@@ -342,33 +347,43 @@ class Tensor:
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         return _ew.clamp(self, min, max)
 
+    @accepts_torch_names
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _red.sum(self, axis, keepdims)
 
+    @accepts_torch_names
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _red.mean(self, axis, keepdims)
 
+    @accepts_torch_names
     def var(self, axis: Any = None, keepdims: bool = False, correction: int = 0) -> Tensor:
         return _red.var(self, axis, keepdims, correction)
 
+    @accepts_torch_names
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _red.max(self, axis, keepdims)
 
+    @accepts_torch_names
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _red.min(self, axis, keepdims)
 
+    @accepts_torch_names
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _red.argmax(self, axis, keepdims)
 
+    @accepts_torch_names
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _red.argmin(self, axis, keepdims)
 
+    @accepts_torch_names
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _red.logsumexp(self, axis, keepdims)
 
+    @accepts_torch_names
     def softmax(self, axis: int = -1) -> Tensor:
         return _red.softmax(self, axis)
 
+    @accepts_torch_names
     def log_softmax(self, axis: int = -1) -> Tensor:
         return _red.log_softmax(self, axis)
 
@@ -387,9 +402,11 @@ class Tensor:
     def permute(self, *axes: Any) -> Tensor:
         return _shape.permute(self, *axes)
 
+    @accepts_torch_names
     def squeeze(self, axis: Any = None) -> Tensor:
         return _shape.squeeze(self, axis)
 
+    @accepts_torch_names
     def unsqueeze(self, axis: int) -> Tensor:
         return _shape.unsqueeze(self, axis)
 
@@ -424,6 +441,19 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     if t.data is source:
         t.data = t.data.copy()
     return t.requires_grad_(requires_grad)
+
+
+def from_numpy(array: Any) -> Tensor:
+    """A CPU tensor that shares memory with the NumPy ``array``, like ``torch.from_numpy``.
+
+    No copy and no cast (float64 stays float64): writing into one changes the other.
+    ``mt.tensor(array)`` makes a copy instead.
+    """
+    if not isinstance(array, backend.np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: arrays of dtype {array.dtype} are not supported (bool, integer or float only)")
+    return Tensor._wrap(array)
 
 
 def _filled(fill: str, shape: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:

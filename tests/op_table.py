@@ -593,6 +593,7 @@ OPS: list[OpSpec] = [
         concatenate_inputs(),
     ),
     OpSpec("stack", lambda *a: mt.stack(a[:-1], axis=a[-1]), lambda *a: np.stack(a[:-1], axis=a[-1]), stack_inputs()),
+    OpSpec("clone", mt.clone, np.copy, unary()),
     OpSpec("pad", mt.pad, lambda x, w, v: np.pad(x, w, constant_values=v), pad_inputs()),
     # convolution, pooling, normalization, losses
     OpSpec("conv2d", conv2d, reference_conv2d, conv_inputs(bias=True)),

@@ -414,3 +414,94 @@ def test_integer_inputs_to_fractional_ops_give_float32() -> None:
         assert out.dtype == mt.float32, out.grad_fn
     np.testing.assert_allclose(_np(i / 2), [0.5, 1.0, 1.5, 2.0])
     assert (i * 2).dtype == mt.int64 and (-i).dtype == mt.int64 and abs(i).dtype == mt.int64
+
+
+# ----------------------------------------------------------------------------- PyTorch habits
+
+X = np.arange(24, dtype=np.float32).reshape(2, 3, 4) % 7  # ties on purpose: argmax picks the first
+
+
+def _same(a: mt.Tensor, b: mt.Tensor) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(_np(a), _np(b))
+
+
+TORCH_STYLE = [  # (name, how PyTorch users write it, the same call with our names)
+    ("sum", lambda m, x: m.sum(x, dim=1, keepdim=True), lambda m, x: m.sum(x, axis=1, keepdims=True)),
+    ("mean", lambda m, x: m.mean(x, dim=(0, 2)), lambda m, x: m.mean(x, axis=(0, 2))),
+    ("var", lambda m, x: m.var(x, dim=-1, keepdim=True, correction=1), lambda m, x: m.var(x, -1, True, 1)),
+    ("max", lambda m, x: m.max(x, dim=2), lambda m, x: m.max(x, axis=2)),
+    ("min", lambda m, x: m.min(x, dim=0, keepdim=True), lambda m, x: m.min(x, axis=0, keepdims=True)),
+    ("argmax", lambda m, x: m.argmax(x, dim=1), lambda m, x: m.argmax(x, axis=1)),
+    ("argmin", lambda m, x: m.argmin(x, dim=2, keepdim=True), lambda m, x: m.argmin(x, axis=2, keepdims=True)),
+    ("logsumexp", lambda m, x: m.logsumexp(x, dim=1), lambda m, x: m.logsumexp(x, axis=1)),
+    ("softmax", lambda m, x: m.softmax(x, dim=1), lambda m, x: m.softmax(x, axis=1)),
+    ("log_softmax", lambda m, x: m.log_softmax(x, dim=0), lambda m, x: m.log_softmax(x, axis=0)),
+    ("squeeze", lambda m, x: m.squeeze(m.unsqueeze(x, dim=1), dim=1), lambda m, x: x),
+    ("concatenate", lambda m, x: m.concatenate([x, x], dim=2), lambda m, x: m.concatenate([x, x], axis=2)),
+    ("cat", lambda m, x: m.cat([x, x], dim=1), lambda m, x: m.concatenate([x, x], axis=1)),
+    ("stack", lambda m, x: m.stack([x, x], dim=3), lambda m, x: m.stack([x, x], axis=3)),
+]
+
+
+@pytest.mark.parametrize(("name", "torch_style", "ours"), TORCH_STYLE, ids=[t[0] for t in TORCH_STYLE])
+def test_functions_accept_dim_and_keepdim(name, torch_style, ours, device: str) -> None:  # noqa: ANN001
+    x = mt.tensor(X, device=device)
+    _same(torch_style(mt, x), ours(mt, x))
+
+
+METHODS = ["sum", "mean", "var", "max", "min", "argmax", "argmin", "logsumexp", "softmax", "log_softmax"]
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_tensor_methods_accept_dim_and_keepdim(name: str, device: str) -> None:
+    x = mt.tensor(X, device=device)
+    method = getattr(x, name)
+    if name in ("softmax", "log_softmax"):  # one axis, no keepdims
+        _same(method(dim=1), method(axis=1))
+    else:
+        _same(method(dim=1, keepdim=True), method(axis=1, keepdims=True))
+        _same(method(dim=1), method(1))
+    assert x.unsqueeze(dim=0).squeeze(dim=0).shape == x.shape
+    assert x.argmax(dim=1).tolist() == np.argmax(X, axis=1).tolist()  # the habit that was a TypeError
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: x.sum(axis=0, dim=0),
+        lambda x: mt.mean(x, keepdims=True, keepdim=True),
+        lambda x: x.argmax(axis=1, dim=1),
+        lambda x: mt.cat([x, x], axis=0, dim=0),
+    ],
+)
+def test_both_spellings_at_once_is_an_error(call) -> None:  # noqa: ANN001
+    with pytest.raises(TypeError, match=r"got both (axis|keepdims)= and (dim|keepdim)="):
+        call(mt.tensor(X))
+
+
+def test_from_numpy_shares_memory_and_keeps_the_dtype() -> None:
+    a = np.zeros((2, 3), dtype=np.float64)
+    t = mt.from_numpy(a)
+    assert t.dtype == mt.float64 and t.device == "cpu" and t.shape == (2, 3) and not t.requires_grad
+    a[0, 1] = 5.0
+    assert t[0, 1].item() == 5.0  # one memory, like torch.from_numpy
+    assert mt.from_numpy(np.arange(3)).dtype == mt.int64
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
+        mt.from_numpy([1.0, 2.0])
+    with pytest.raises(TypeError, match="dtype object"):
+        mt.from_numpy(np.array([None]))
+
+
+def test_clone_is_a_differentiable_copy(device: str) -> None:
+    x = mt.tensor([[1.0, -2.0], [3.0, 0.5]], device=device, requires_grad=True)
+    y = x.clone()
+    assert y.grad_fn == "Clone" and y.dtype == x.dtype and y.device == x.device
+    assert y.data is not x.data
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(_np(x.grad), 2 * _np(x))
+    with mt.no_grad():
+        y2 = mt.clone(x)
+    y2.data[0, 0] = 100.0
+    assert x[0, 0].item() == 1.0  # the copy has its own memory
+    assert mt.gradcheck(lambda t: (t.clone() ** 2).sum(), [x.detach().double().requires_grad_()])

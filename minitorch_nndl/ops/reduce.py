@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend
+from .._aliases import accepts_torch_names
 from ..autograd import Context, Function
 from ..tensor import Tensor
 from ._util import normalize_axes, to_float
@@ -170,21 +171,25 @@ def _reduce(function: type[Function], x: Tensor, axis: Any, keepdims: bool, *ext
     return function.apply(x, axes, keepdims, *extra)
 
 
+@accepts_torch_names
 def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (None = all, int, or tuple)."""
     return _reduce(Sum, x, axis, keepdims)
 
 
+@accepts_torch_names
 def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``; an integer tensor gives a float32 mean."""
     return _reduce(Mean, to_float(x), axis, keepdims)
 
 
+@accepts_torch_names
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 0) -> Tensor:
     """Variance over ``axis``, dividing by n - correction (0: biased, 1: unbiased)."""
     return _reduce(Var, to_float(x), axis, keepdims, correction)
 
 
+@accepts_torch_names
 def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis``; tied maxima share the gradient equally."""
     if x.data.size == 0:
@@ -192,6 +197,7 @@ def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
     return _reduce(Max, x, axis, keepdims)
 
 
+@accepts_torch_names
 def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis``; tied minima share the gradient equally."""
     if x.data.size == 0:
@@ -199,6 +205,7 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
     return _reduce(Min, x, axis, keepdims)
 
 
+@accepts_torch_names
 def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably (no overflow for logits of 1e4)."""
     return _reduce(LogSumExp, to_float(x), axis, keepdims)
@@ -212,16 +219,19 @@ def _softmax_axis(axis: int, ndim: int) -> int | None:
     return axes[0] if axes else None
 
 
+@accepts_torch_names
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
     return Softmax.apply(to_float(x), _softmax_axis(axis, x.ndim))
 
 
+@accepts_torch_names
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``, computed stably."""
     return LogSoftmax.apply(to_float(x), _softmax_axis(axis, x.ndim))
 
 
+@accepts_torch_names
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the maximum (first one on ties); an int64 tensor, not differentiable."""
     out = x.xp.argmax(x.data, axis=axis)
@@ -230,6 +240,7 @@ def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
     return Tensor._wrap(out.astype(backend.int64, copy=False))
 
 
+@accepts_torch_names
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the minimum (first one on ties); an int64 tensor, not differentiable."""
     out = x.xp.argmin(x.data, axis=axis)

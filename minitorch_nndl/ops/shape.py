@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import backend
+from .._aliases import accepts_torch_names
 from ..autograd import Context, Function
 from ..tensor import Tensor
 from ._util import normalize_axes, unbroadcast
@@ -106,6 +107,18 @@ class Stack(Function):
         xp = backend.xp_of(grad)
         n = grad.shape[ctx.axis]
         return (*(xp.take(grad, i, axis=ctx.axis) for i in range(n)), None)
+
+
+class Clone(Function):
+    """y = a copy of x in its own memory;  dL/dx = dL/dy (the copy is the identity on values)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any) -> Any:
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad
 
 
 class Pad(Function):
@@ -216,6 +229,7 @@ def transpose(x: Tensor, *axes: Any) -> Tensor:
     return permute(x, *axes)
 
 
+@accepts_torch_names
 def squeeze(x: Tensor, axis: Any = None) -> Tensor:
     """Remove size-1 axes (all of them, or those named)."""
     if axis is None:
@@ -227,6 +241,7 @@ def squeeze(x: Tensor, axis: Any = None) -> Tensor:
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
+@accepts_torch_names
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis``."""
     if not -x.ndim - 1 <= axis <= x.ndim:
@@ -278,6 +293,7 @@ def _common_dtype(tensors: list[Tensor], op: str) -> list[Tensor]:
     return [t if t.dtype == common else t.to(dtype=common) for t in tensors]
 
 
+@accepts_torch_names
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (shapes must agree elsewhere)."""
     tensors = list(tensors)
@@ -293,6 +309,19 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return Concatenate.apply(*_common_dtype(tensors, "concatenate"), axis)
 
 
+#: PyTorch's name for :func:`concatenate`
+cat = concatenate
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of ``x`` with its own memory that stays in the graph (gradients flow back to ``x``).
+
+    ``detach()`` is the opposite: the same memory, cut from the graph.
+    """
+    return Clone.apply(x)
+
+
+@accepts_torch_names
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Stack equal-shaped tensors along a new axis."""
     tensors = list(tensors)
