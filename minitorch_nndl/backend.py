@@ -10,44 +10,83 @@ here, through :func:`is_cuda_array`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
 import numpy as np
 
 CUPY_INSTALL_HINT = (
-    "CUDA support needs CuPy: install it with `pip install 'minitorch-nndl[cuda]'` "
-    "(or `pip install cupy-cuda12x` matching your CUDA version), on a machine with "
-    "an NVIDIA GPU and driver. Use device='cpu' otherwise."
+    'From a clone, install CuPy with its CUDA libraries: python3 -m pip install -e ".[cuda]" '
+    '(CUDA 12 drivers; ".[cuda13]" for CUDA 13), on a machine with an NVIDIA GPU and driver. '
+    "Use device='cpu' otherwise."
 )
 
 
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 @functools.lru_cache(maxsize=1)
-def _import_cupy() -> Any | None:
+def _cupy_status() -> tuple[Any | None, str]:
+    """CuPy if it can really compute, else None and the reason, found once per process.
+
+    Counting devices is not enough: ``cupy-cuda12x`` without its CUDA libraries sees the
+    GPU and then fails at the first elementwise op (NVRTC) or matmul (cuBLAS).  So the
+    probe runs one tiny add and one tiny matmul and tells the three failures apart.
+    """
     try:
         import cupy  # noqa: PLC0415
+    except ImportError:
+        return None, "CuPy is not installed"
+    except Exception as error:  # a broken installation
+        return None, f"CuPy is installed but does not import ({_one_line(error)})"
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as error:
+        return None, f"CuPy is installed but finds no NVIDIA driver or GPU ({_one_line(error)})"
+    if count == 0:
+        return None, "CuPy is installed but finds no GPU"
+    try:
+        with cupy.cuda.Device(0):
+            a = cupy.ones((2, 2), dtype=cupy.float32)
+            ((a + a) @ a).get()  # NVRTC compiles the add; cuBLAS runs the matmul
+    except Exception as error:
+        return None, (
+            f"CuPy sees {count} GPU(s) but cannot compute on them: CUDA libraries missing or broken "
+            f"(cuBLAS, NVRTC, cuRAND; {_one_line(error)})"
+        )
+    return cupy, ""
 
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # ImportError, or CuPy present but no driver/GPU
-        return None
-    return cupy
+
+def _import_cupy() -> Any | None:
+    """The CuPy module when a GPU is usable, else None."""
+    return _cupy_status()[0]
+
+
+def cuda_unavailable_reason() -> str:
+    """Why CUDA cannot be used ("" when it can): not installed, no driver/GPU, or no CUDA libraries."""
+    if _import_cupy() is not None:
+        return ""
+    return _cupy_status()[1] or "CuPy is not installed"
 
 
 def cuda_is_available() -> bool:
-    """True when CuPy imports and sees at least one GPU."""
-    cp = _import_cupy()
-    if cp is None:
-        return False
-    try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    """True when CuPy imports, sees a GPU, and can run a kernel and a matmul on it."""
+    return _import_cupy() is not None
 
 
 def cuda_device_count() -> int:
-    """How many CUDA GPUs CuPy sees (0 without CuPy)."""
+    """How many CUDA GPUs CuPy sees (0 when CUDA is not usable)."""
     cp = _import_cupy()
     return 0 if cp is None else int(cp.cuda.runtime.getDeviceCount())
+
+
+def _not_usable(device: str) -> RuntimeError:
+    return RuntimeError(
+        f"device {device!r} was requested but CUDA is not usable: {cuda_unavailable_reason()}. {CUPY_INSTALL_HINT}"
+    )
 
 
 def normalize_device(device: Any = None) -> str:
@@ -61,7 +100,7 @@ def normalize_device(device: Any = None) -> str:
         device = "cuda:0"
     if device.startswith("cuda:") and device[5:].isdigit():
         if not cuda_is_available():
-            raise RuntimeError(f"device {device!r} was requested but CUDA is not available. {CUPY_INSTALL_HINT}")
+            raise _not_usable(device)
         index = int(device[5:])
         if index >= cuda_device_count():
             raise RuntimeError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s) found")
@@ -87,7 +126,7 @@ def xp_for(device: str) -> Any:
         return np
     cp = _import_cupy()
     if cp is None:
-        raise RuntimeError(f"device {device!r} needs CuPy. {CUPY_INSTALL_HINT}")
+        raise _not_usable(device)
     return cp
 
 
@@ -117,6 +156,12 @@ def to_device(array: Any, device: str) -> Any:
         return cp.asarray(array)
 
 
+def copy(array: Any) -> Any:
+    """A copy of ``array`` on its own device (``cupy.ndarray.copy`` copies onto the *current* GPU)."""
+    with device_context(device_of(array)):
+        return array.copy()
+
+
 def asarray(data: Any, dtype: Any = None, device: str = "cpu") -> Any:
     """An array of ``data`` on ``device`` with ``dtype`` (None keeps the data's dtype)."""
     if device == "cpu":
@@ -135,12 +180,18 @@ def to_numpy(array: Any) -> np.ndarray:
     return array.get() if is_cuda_array(array) else np.asarray(array)
 
 
-def device_context(device: str) -> Any:
-    """A context manager that makes ``device`` current (a no-op on the CPU)."""
-    if device == "cpu":
-        import contextlib  # noqa: PLC0415
+_ON_CPU = contextlib.nullcontext()
 
-        return contextlib.nullcontext()
+
+def device_context(device: str) -> Any:
+    """A context manager that makes ``device`` current (a no-op on the CPU).
+
+    CuPy runs every kernel on the *current* GPU and allocates there, whatever device
+    the inputs live on; ops, backward and optimizer steps enter their tensors' device
+    with this, so work on ``cuda:1`` stays on ``cuda:1``.
+    """
+    if device == "cpu":
+        return _ON_CPU
     return xp_for(device).cuda.Device(_cuda_index(device))
 
 
