@@ -29,6 +29,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import backend
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -157,6 +159,7 @@ class Function:
         from .tensor import Tensor  # noqa: PLC0415  (tensor imports autograd)
 
         tensors = [a for a in args if isinstance(a, Tensor)]
+        device = "cpu"
         if tensors:
             device = tensors[0].device
             for t in tensors[1:]:
@@ -169,7 +172,8 @@ class Function:
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
         if needs_grad:
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        out = cls.forward(ctx, *raw, **kwargs)
+        with backend.device_context(device):  # CuPy computes on the current GPU: make it the inputs'
+            out = cls.forward(ctx, *raw, **kwargs)
         result = Tensor._wrap(out, requires_grad=needs_grad)
         if needs_grad:
             inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
@@ -229,7 +233,6 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     second backward through a released node is an error.  To draw the graph
     with its gradients (``viz.draw_graph``), backward with ``retain_graph=True``.
     """
-    from . import backend  # noqa: PLC0415
     from .tensor import Tensor  # noqa: PLC0415
 
     if not root.requires_grad:
@@ -244,7 +247,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 f"backward: grad can be implicitly created only for scalar outputs, "
                 f"but the output has shape {tuple(root.shape)}; pass grad= (e.g. ones_like)"
             )
-        grad = xp.ones_like(root.data)
+        with backend.device_context(root.device):
+            grad = xp.ones_like(root.data)
     else:
         if isinstance(grad, Tensor):
             if grad.device != root.device:
@@ -257,7 +261,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             )
 
     grads: dict[int, Any] = {id(root): grad}
-    with no_grad():
+    with no_grad(), backend.device_context(root.device):
         for tensor in _topological_order(root):
             g = grads.pop(id(tensor), None)
             if g is None:
@@ -273,7 +277,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     "its saved arrays were freed. Call backward(retain_graph=True) the first time "
                     "if you need to backward twice."
                 )
-            input_grads = node.function.backward(node.ctx, g)
+            with backend.device_context(tensor.device):
+                input_grads = node.function.backward(node.ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) < len(node.inputs) and any(p is not None for p in node.inputs[len(input_grads) :]):

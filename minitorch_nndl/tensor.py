@@ -39,6 +39,16 @@ def _infer_dtype(data: Any, dtype: Any) -> Any:
     return None
 
 
+def _stack_device_elements(data: list | tuple) -> Any:
+    """``[cupy_0d, cupy_0d, 2.0]`` -> one array on those elements' GPU (NumPy cannot read them)."""
+    arrays = [e for e in data if backend.is_cuda_array(e)]
+    device = backend.device_of(arrays[0])
+    xp = backend.xp_of(arrays[0])
+    with backend.device_context(device):
+        dtype = xp.result_type(*arrays)
+        return xp.stack([backend.asarray(e, dtype=dtype, device=device) for e in data])
+
+
 class Tensor:
     """An array plus the bookkeeping reverse-mode autodiff needs.
 
@@ -53,6 +63,8 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
+        if isinstance(data, (list, tuple)) and any(backend.is_cuda_array(e) for e in data):
+            data = _stack_device_elements(data)
         target = backend.normalize_device(device) if device is not None else backend.device_of(data)
         self.data = backend.asarray(data, dtype=_infer_dtype(data, dtype), device=target)
         self.grad: Any = None
@@ -298,9 +310,15 @@ class Tensor:
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError("__setitem__: in-place assignment to a leaf that requires grad; wrap it in mt.no_grad()")
         if isinstance(value, Tensor):
-            if value.device != self.device:
-                raise RuntimeError(f"__setitem__: value is on {value.device} but the tensor is on {self.device}")
             value = value.data
+        if backend.is_cuda_array(value):
+            if backend.device_of(value) != self.device:
+                raise RuntimeError(
+                    f"__setitem__: value is on {backend.device_of(value)} but the tensor is on {self.device}"
+                )
+        elif not isinstance(value, (numbers.Number, backend.np.generic)):
+            # host data (a list, a NumPy array): CuPy assigns only device arrays, so move it first
+            value = backend.asarray(value, dtype=self.dtype, device=self.device)
         self.data[_shape._convert_index(index, self)] = value
 
     # comparisons give non-differentiable boolean tensors

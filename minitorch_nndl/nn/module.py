@@ -101,7 +101,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.forward(*args, **kwargs)
+        # A layer's own array math (BatchNorm's running statistics) runs on its input's device.
+        device = next((a.device for a in args if isinstance(a, Tensor)), "cpu")
+        with backend.device_context(device):
+            out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, out)
             if result is not None:
@@ -349,7 +352,7 @@ class Module:
         (``"bn1.running_mean"``, ``"bn1.num_batches_tracked"``).  Save it with
         ``numpy.savez(path, **{k: mt.backend.to_numpy(v) for k, v in sd.items()})``.
         """
-        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
+        return OrderedDict((name, backend.copy(t.data)) for name, t in self._state_items())
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy values from ``state_dict`` (arrays, NumPy or CuPy, or Tensors) into this module.

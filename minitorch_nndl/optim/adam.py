@@ -82,10 +82,7 @@ class Adam(Optimizer):
             weight_decay = float(group["weight_decay"])
             amsgrad = bool(group["amsgrad"])
             maximize = bool(group["maximize"])
-            for p in group["params"]:
-                g = self._grad_of(p, opname)
-                if g is None:
-                    continue
+            for p, g in self._params_with_grads(group, opname):
                 xp = backend.xp_of(p.data)
                 state = self.state.setdefault(p, {})
                 if not state:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import backend
@@ -142,6 +142,19 @@ class Optimizer:
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         raise NotImplementedError
 
+    def _params_with_grads(self, group: dict[str, Any], opname: str) -> Iterator[tuple[Tensor, Any]]:
+        """``(p, grad)`` for each parameter of ``group`` that has a gradient.
+
+        While the caller updates ``p``, its device is the current one: CuPy runs every
+        kernel on the current GPU, so a parameter on ``cuda:1`` is updated on ``cuda:1``.
+        """
+        for p in group["params"]:
+            g = self._grad_of(p, opname)
+            if g is None:
+                continue
+            with backend.device_context(p.device):
+                yield p, g
+
     @staticmethod
     def _grad_of(p: Tensor, opname: str) -> Any:
         """``p.grad`` as an array with the parameter's shape, dtype and device (or None)."""
@@ -235,7 +248,7 @@ class Optimizer:
 def _snapshot(value: Any) -> Any:
     """A copy of one state entry: arrays stay on their device, numbers stay Python numbers."""
     if hasattr(value, "copy") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
-        return value.copy()
+        return backend.copy(value)
     if hasattr(value, "item") and hasattr(value, "dtype"):
         return value.item()
     return copy.deepcopy(value)

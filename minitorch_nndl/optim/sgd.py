@@ -70,10 +70,7 @@ class SGD(Optimizer):
             weight_decay = float(group["weight_decay"])
             nesterov = bool(group["nesterov"])
             maximize = bool(group["maximize"])
-            for p in group["params"]:
-                g = self._grad_of(p, "SGD.step")
-                if g is None:
-                    continue
+            for p, g in self._params_with_grads(group, "SGD.step"):
                 if maximize:
                     g = -g
                 if weight_decay != 0:

@@ -74,6 +74,7 @@ from ..autograd import no_grad
 from ..tensor import Tensor
 from .checkpoint import load_checkpoint, restore_model, restore_optimizer, restore_scheduler, save_checkpoint
 from .history import History
+from .last_good import LastGoodModel
 from .metrics import Accuracy, MeanMetric, Metric
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError"]
@@ -241,6 +242,7 @@ class Trainer:
         self._resume_point: dict[str, Any] | None = None
         self._bar: Any = None
         self._buffer_snapshot: list[tuple[Tensor, Any]] = []
+        self._last_good = LastGoodModel()  # the GPU's NaN stop (see train/last_good.py)
         self._epoch_images = 0
         self._epoch_t0 = 0.0
 
@@ -365,6 +367,7 @@ class Trainer:
             self.history.log_steps(rows)
             step, epoch, _, _ = self._pending[first]
             self._pending = []
+            self._last_good.restore()  # on a GPU, undo the steps taken since the bad loss
             raise NonFiniteLossError(self._nan_message(float(values[first]), step, epoch), step)
         self.history.log_steps(rows)
         self._pending = []
@@ -412,11 +415,16 @@ class Trainer:
             if p.grad is not None:
                 p.grad = p.grad * scale.astype(p.grad.dtype)
 
+    def _restore_buffers(self) -> None:
+        """Put back the BatchNorm statistics from before the current step's forward pass."""
+        for b, saved in self._buffer_snapshot:
+            b.data = saved
+
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         # BatchNorm updates its running statistics during the forward pass; keep a copy
         # (small: two vectors per BN layer) so an interrupt before the step completes
         # can put them back and the saved position stays exact.
-        self._buffer_snapshot = [(b, b.data.copy()) for b in self.model.buffers()]
+        self._buffer_snapshot = [(b, backend.copy(b.data)) for b in self.model.buffers()]
         self._phase = "forward"
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
@@ -424,8 +432,17 @@ class Trainer:
         if loss.data.size != 1:
             raise ValueError(f"Trainer: loss_fn must return a scalar, got shape {loss.shape}")
         self._pending.append((step, self.epoch + 1, loss.data.reshape(()), self.lr()))
-        if self.device == "cpu" and not math.isfinite(float(loss.data)):
-            self._flush()  # raises NonFiniteLossError naming this step
+        if self.device == "cpu":
+            if not math.isfinite(float(loss.data)):  # reading the loss is free on the CPU
+                self._restore_buffers()  # the model stays as it was before this step
+                self._flush()  # raises NonFiniteLossError naming this step
+        else:  # no sync on a GPU: a device-side flag keeps the model from before any NaN step
+            params = list(self.model.parameters())
+            self._last_good.before_update(
+                loss.data,
+                params + [b for b, _ in self._buffer_snapshot],
+                [p.data for p in params] + [saved for _, saved in self._buffer_snapshot],
+            )
         self._phase = "backward"
         self.optimizer.zero_grad()
         loss.backward()
@@ -620,8 +637,9 @@ class Trainer:
         if resume is not None:
             self.load(resume)
         self._stop_requested = False
+        self._last_good.reset()
         status, message = "completed", ""
-        with _SigintGuard(self):
+        with _SigintGuard(self), backend.device_context(self.device):
             try:
                 while self.epoch < epochs:
                     self._run_epoch(train_loader, epochs, log_every)
@@ -668,8 +686,7 @@ class Trainer:
         if phase == "update":
             return f"interrupted inside the optimizer/scheduler update at {position}; last.npz was NOT updated"
         if phase in ("forward", "backward"):  # undo the interrupted step's BatchNorm statistics
-            for b, saved in self._buffer_snapshot:
-                b.data = saved
+            self._restore_buffers()
         try:
             path = self.save(self.out_dir / "last.npz", rng_now=self._rng_after_step)
         except NonFiniteLossError as err:
