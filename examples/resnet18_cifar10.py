@@ -1,11 +1,17 @@
-#!/usr/bin/env python
+#!/usr/bin/env python3
 """Train a ResNet, built from minitorch_nndl's own primitives, on CIFAR-10 (or Fashion-MNIST).
 
-    python examples/resnet18_cifar10.py --download                 # CPU; downloads CIFAR-10 first
-    python examples/resnet18_cifar10.py --device cuda --download   # the real thing (needs CuPy + a GPU)
-    python examples/resnet18_cifar10.py --recipe seed              # the original course setup, for comparison
-    python examples/resnet18_cifar10.py --dataset fashion-mnist --arch resnet10 --width 16 --epochs 3 \
-        --final --monitor-test                                     # small, offline, CPU-friendly
+    python3 examples/resnet18_cifar10.py --download                 # CPU; downloads CIFAR-10 first
+    python3 examples/resnet18_cifar10.py --device cuda --download   # the real thing (needs CuPy + a GPU)
+    python3 examples/resnet18_cifar10.py --recipe seed              # the original course setup, for comparison
+    python3 examples/resnet18_cifar10.py --dataset fashion-mnist --arch resnet10 --width 16 --epochs 3 \
+        --final --monitor-test                                      # small, offline, CPU-friendly
+
+No data set yet?  ``minitorch_nndl.data.synthetic.write_fake_cifar10`` writes a small
+CIFAR-10 look-alike in the official format, which tries the whole pipeline in seconds::
+
+    python3 -c "from minitorch_nndl.data.synthetic import write_fake_cifar10; write_fake_cifar10('fake-cifar')"
+    python3 examples/resnet18_cifar10.py --data-dir fake-cifar --arch resnet10 --width 8 --epochs 2
 
 The default recipe targets >= 95% test accuracy with ResNet18 on CIFAR-10 after the
 full 200 epochs:
@@ -29,10 +35,19 @@ best epoch is chosen on ``dev`` (the 10k images of data_batch_5); with ``--final
 trains on ``train+dev`` (all 50k) and keeps the last epoch.  Either way the chosen
 model is evaluated once on ``test`` at the end.
 
-Everything lands in ``--out``: ``last.npz``/``best.npz`` checkpoints, ``config.json``,
-``history.json``/``.csv``, ``curves.png``, ``lr.png``, ``confusion_matrix.png``,
-``per_class_accuracy.png``, ``predictions.png`` and ``test_summary.json``.
-Ctrl-C saves ``last.npz``; continue with ``--resume OUT/last.npz``.
+The run folder (``--out``, default ``runs/<dataset>-<arch>-<recipe>``) receives
+``last.npz``/``best.npz`` checkpoints, ``config.json``, ``history.json``/``.csv``,
+``curves.png``, ``lr.png``, ``confusion_matrix.png``, ``per_class_accuracy.png``,
+``predictions.png`` and ``test_summary.json``.  An earlier run is never overwritten:
+when the folder already holds one, the new run goes to ``<folder>-2`` (``-3``, ...)
+unless ``--overwrite`` is given.  Every input (options, data, checkpoint) is checked
+before the folder is created, so a mistake leaves nothing behind.
+
+Ctrl-C saves ``last.npz``; ``--resume RUN/last.npz`` continues with the run's saved
+settings (options given with ``--resume`` override them and the banner names each
+change; ``--epochs N`` extends the run and rebuilds the learning-rate schedule for N
+epochs).  ``--eval-only CHECKPOINT`` evaluates a checkpoint into ``RUN/eval-<name>/``,
+leaving the run's own ``test_summary.json`` alone.
 """
 
 from __future__ import annotations
@@ -44,8 +59,9 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -61,6 +77,7 @@ from minitorch_nndl.train import (
     load_checkpoint,
     restore_model,
 )
+from minitorch_nndl.train.checkpoint import CheckpointError
 
 ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50")  # constructors in minitorch_nndl.models
 FMNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -70,10 +87,39 @@ FMNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+#: every file a run writes into its folder (what --overwrite deletes first; nothing else is touched)
+RUN_FILES = (
+    "last.npz",
+    "best.npz",
+    "config.json",
+    "history.json",
+    "history.csv",
+    "history_steps.csv",
+    "curves.png",
+    "lr.png",
+    "confusion_matrix.png",
+    "per_class_accuracy.png",
+    "predictions.png",
+    "test_summary.json",
+)
+#: settings that say *how* to run, not *what* the run is: a resumed run or an evaluation may change them
+RUNTIME_OPTIONS = frozenset(
+    {"device", "data_dir", "download", "quiet", "num_workers", "prefetch", "log_every", "eval_batch_size"}
+)
+#: what --resume accepts besides the runtime options (epochs and lr rebuild the learning-rate schedule)
+RESUME_OPTIONS = RUNTIME_OPTIONS | {"resume", "epochs", "lr", "monitor_test"}
+#: what --eval-only accepts besides the runtime options
+EVAL_OPTIONS = RUNTIME_OPTIONS | {"eval_only", "out", "overwrite", "subset"}
+#: fixed seeds for the --subset draws of dev and test: every quick run evaluates on the same images
+SUBSET_SEEDS = {"dev": 1, "test": 2}
 
 
-class DataMissingError(Exception):
-    """The data set is not on disk; the message says how to get it."""
+class UsageError(Exception):
+    """An option, or a combination of options, that cannot work; the message says what to change (exit 2)."""
+
+
+class DataError(Exception):
+    """The data, a checkpoint or the device cannot be used; the message says why and how to fix it (exit 1)."""
 
 
 # ----------------------------------------------------------------------------- the model
@@ -85,55 +131,165 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     return getattr(models, cfg["arch"])(width=int(cfg.get("width", 64)), **kw)
 
 
-# ----------------------------------------------------------------------------- the recipe
+# ----------------------------------------------------------------------------- options
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``error: ...`` on stderr, exit status 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")
+
+
+def _whole_number(minimum: int, note: str = "") -> Callable[[str], int]:
+    """An argparse ``type=`` accepting integers >= ``minimum``; ``note`` is added to the complaint."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}{note}")
+        return value
+
+    return parse
+
+
+def _real_number(low: float, high: float = math.inf, low_ok: bool = True, note: str = "") -> Callable[[str], float]:
+    """An argparse ``type=`` accepting finite numbers in ``[low, high)`` (``(low, high)`` unless ``low_ok``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not low_ok) or value >= high:
+            if high == math.inf:
+                bound = f"{low:g} or more" if low_ok else f"more than {low:g}"
+            else:
+                bound = f"at least {low:g} and below {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}{note}")
+        return value
+
+    return parse
+
+
+EPILOG = """\
+examples:
+  python3 examples/resnet18_cifar10.py --download --device cuda      the full recipe on a GPU
+  python3 examples/resnet18_cifar10.py --download --arch resnet10 --width 16 --epochs 3
+                                                                     a small network on the CPU
+  python3 examples/resnet18_cifar10.py --resume runs/cifar10-resnet18-default/last.npz
+                                                                     continue a stopped run
+
+no data set yet? try the pipeline in seconds on a synthetic CIFAR-10 look-alike:
+  python3 -c "from minitorch_nndl.data.synthetic import write_fake_cifar10; write_fake_cifar10('fake-cifar')"
+  python3 examples/resnet18_cifar10.py --data-dir fake-cifar --arch resnet10 --width 8 --epochs 2
+
+A new run never overwrites an earlier one: when --out already holds a run, it goes to
+<out>-2 (-3, ...) unless --overwrite is given.  --resume continues with the run's saved
+settings; options given with it (runtime ones, --epochs, --lr, --monitor-test) override them.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The command line.  Every default is ``None`` here, so that :func:`given_options` can tell
+    what the user typed; :func:`resolve_config` fills in the defaults the help texts state."""
+    p = OneLineParser(
         prog="resnet18_cifar10.py",
         description=(
-            "Train a ResNet from minitorch_nndl primitives on CIFAR-10 or Fashion-MNIST. "
-            "The default recipe targets >= 95%% CIFAR-10 test accuracy with ResNet18, which needs the full "
-            "200 epochs (a GPU run: --device cuda); shorter runs stop lower. "
-            "--recipe seed reproduces the original 73.6%% setup."
+            "Train a ResNet from minitorch_nndl primitives on CIFAR-10 or Fashion-MNIST.\n"
+            "The default recipe targets >= 95% CIFAR-10 test accuracy with ResNet18, which needs the\n"
+            "full 200 epochs (a GPU run: --device cuda); shorter runs stop lower.\n"
+            "--recipe seed reproduces the original 73.6% setup."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a = p.add_argument
-    a("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
-    a("--data-dir", default="./data", help="folder holding (or receiving) the data set")
-    a("--download", action="store_true", help="download the data set into --data-dir if it is missing")
-    a("--dataset", choices=["cifar10", "fashion-mnist"], default="cifar10")
-    a("--recipe", choices=["default", "seed"], default="default", help="defaults for every unset option below")
-    a("--arch", choices=list(ARCHS), default=None, help="default resnet18 (resnet10 = one block per stage)")
-    a("--width", type=int, default=None, help="base width of the ResNet (64 = the standard network)")
-    a("--stem", choices=["cifar", "imagenet"], default=None, help="default: cifar (seed recipe: imagenet)")
-    a("--epochs", type=int, default=None, help="default 200 for CIFAR-10, 15 for Fashion-MNIST (seed recipe: 30)")
-    a("--batch-size", type=int, default=None, help="default 128 (seed recipe: 64)")
-    a("--optimizer", choices=["sgd", "adam"], default=None, help="default sgd")
-    a("--lr", type=float, default=None, help="default 0.1 * batch/128 for SGD, 1e-3 for Adam (seed: 0.001)")
-    a("--momentum", type=float, default=None, help="SGD momentum, default 0.9")
-    a("--weight-decay", type=float, default=None, help="default 5e-4, not applied to BN/bias (seed: 0)")
-    a("--schedule", choices=["onecycle", "cosine", "step", "none"], default=None, help="default cosine (seed: none)")
-    a("--warmup-epochs", type=float, default=None, help="linear warm-up before cosine/step; default 5 (2 if <20 ep)")
-    a("--label-smoothing", type=float, default=None, help="default 0.1 (seed: 0)")
-    a("--no-augment", action="store_true", help="no random crop/flip (the seed recipe never augments)")
-    a("--cutout", type=int, default=None, help="cutout square size in pixels, 0 = off (default 0)")
-    a("--subset", type=int, default=None, help="train on N training images only (a quick run)")
-    a("--final", action="store_true", help="train on train+dev and keep the last epoch (else select on dev)")
-    a("--monitor-test", action="store_true", help="also evaluate the test set after every epoch (reporting only)")
-    a("--seed", type=int, default=0, help="seeds weights, shuffling and augmentation")
-    a("--out", default=None, help="output folder (default runs/<dataset>-<arch>-<recipe>)")
-    a("--resume", default=None, metavar="PATH", help="continue a run from its last.npz")
-    a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate a checkpoint on the test set and plot")
-    a("--quiet", action="store_true", help="no progress bar (one line per epoch)")
-    a("--num-workers", type=int, default=1, help="background threads preparing batches")
-    a("--prefetch", type=int, default=2, help="batches prepared ahead")
-    a("--log-every", type=int, default=50, help="steps between progress-bar updates (each is a host sync)")
-    a("--eval-batch-size", type=int, default=256, help=argparse.SUPPRESS)
+    whole, real = _whole_number, _real_number
+    a("--device", choices=["cpu", "cuda"], help="where to train (default cpu)")
+    a("--data-dir", metavar="FOLDER", help="folder holding (or receiving) the data set (default ./data)")
+    a("--download", action="store_true", default=None, help="download the data set into --data-dir if it is missing")
+    a("--dataset", choices=["cifar10", "fashion-mnist"], help="which data set (default cifar10)")
+    a("--recipe", choices=["default", "seed"], help="defaults for every unset option below (default: default)")
+    a("--arch", choices=list(ARCHS), help="default resnet18 (resnet10 = one block per stage)")
+    a("--width", metavar="N", type=whole(1), help="base width of the ResNet (default 64 = the standard network)")
+    a("--stem", choices=["cifar", "imagenet"], help="default cifar (seed recipe: imagenet)")
+    a("--epochs", metavar="N", type=whole(0), help="default 200 for CIFAR-10, 15 for Fashion-MNIST (seed recipe: 30)")
+    a("--batch-size", metavar="N", type=whole(1), help="default 128 (seed recipe: 64)")
+    a("--optimizer", choices=["sgd", "adam"], help="default sgd")
+    a(
+        "--lr",
+        metavar="LR",
+        type=real(0, low_ok=False),
+        help="default 0.1 * batch/128 for SGD, 1e-3 for Adam (seed: 0.001)",
+    )
+    a("--momentum", metavar="M", type=real(0, 1.0 + 1e-12), help="SGD momentum, default 0.9")
+    a("--weight-decay", metavar="WD", type=real(0), help="default 5e-4, not applied to BN/bias (seed: 0)")
+    a("--schedule", choices=["onecycle", "cosine", "step", "none"], help="default cosine (seed: none)")
+    a(
+        "--warmup-epochs",
+        metavar="E",
+        type=real(0),
+        help="linear warm-up before cosine/step, at most --epochs; default 5 (epochs/5, at most 2, below 20 epochs)",
+    )
+    a("--label-smoothing", metavar="S", type=real(0, 1), help="default 0.1 (seed: 0)")
+    a("--no-augment", action="store_true", default=None, help="no random crop/flip (the seed recipe never augments)")
+    a(
+        "--cutout",
+        metavar="PIXELS",
+        type=whole(0, " (0 = no cutout)"),
+        help="cutout square size in pixels (default 0 = off)",
+    )
+    a(
+        "--subset",
+        metavar="N",
+        type=whole(1, " (leave --subset out to use every image)"),
+        help="a quick run: N random training images, and at most N dev and N test images",
+    )
+    a(
+        "--final",
+        action="store_true",
+        default=None,
+        help="train on train+dev and keep the last epoch (else select on dev)",
+    )
+    a("--monitor-test", action="store_true", default=None, help="also evaluate the test set after every epoch")
+    a("--seed", metavar="N", type=whole(0), help="seeds weights, shuffling and augmentation (default 0)")
+    a(
+        "--out",
+        metavar="FOLDER",
+        help="run folder (default runs/<dataset>-<arch>-<recipe>; -2, -3, ... when it holds a run)",
+    )
+    a("--overwrite", action="store_true", default=None, help="replace the run in --out instead of using a new folder")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its last.npz, with its saved settings")
+    how.add_argument(
+        "--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint on the test set (into RUN/eval-<name>/)"
+    )
+    a("--quiet", action="store_true", default=None, help="no progress bar (one line per epoch)")
+    a("--num-workers", metavar="N", type=whole(0), help="background threads preparing batches (default 1)")
+    a("--prefetch", metavar="N", type=whole(0), help="batches prepared ahead (default 2)")
+    a(
+        "--log-every",
+        metavar="N",
+        type=whole(1),
+        help="steps between progress-bar updates, each a host sync (default 50)",
+    )
+    a("--eval-batch-size", type=whole(1), help=argparse.SUPPRESS)
     return p
 
 
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The options typed on the command line (every parser default is None)."""
+    return {name for name, value in vars(args).items() if value is not None}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Fill every unset option from the recipe and the data set."""
+    """The settings of a new run: every unset option filled in from the recipe and the data set."""
     seed_recipe = args.recipe == "seed"
     fmnist = args.dataset == "fashion-mnist"
 
@@ -143,8 +299,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         return seed_value if (seed_recipe and seed_value is not None) else default
 
     cfg: dict[str, Any] = {
-        "dataset": args.dataset,
-        "recipe": args.recipe,
+        "dataset": pick(args.dataset, "cifar10"),
+        "recipe": pick(args.recipe, "default"),
         "arch": pick(args.arch, "resnet18"),
         "width": pick(args.width, 64),
         "stem": pick(args.stem, "cifar", "imagenet"),
@@ -161,14 +317,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "subset": args.subset,
         "final": bool(args.final),
         "monitor_test": bool(args.monitor_test),
-        "seed": args.seed,
-        "device": args.device,
-        "data_dir": args.data_dir,
-        "num_workers": args.num_workers,
-        "prefetch": args.prefetch,
-        "quiet": bool(args.quiet),
-        "log_every": args.log_every,
-        "eval_batch_size": args.eval_batch_size,
+        "seed": pick(args.seed, 0),
+        **runtime_settings(args, {}),
     }
     if args.lr is not None:
         cfg["lr"] = args.lr
@@ -181,7 +331,118 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     warm = 5.0 if cfg["epochs"] >= 20 else min(2.0, cfg["epochs"] / 5)
     cfg["warmup_epochs"] = pick(args.warmup_epochs, warm, 0.0)
     cfg["out"] = args.out or f"runs/{cfg['dataset']}-{cfg['arch']}-{cfg['recipe']}"
+    check_config(cfg)
     return cfg
+
+
+def runtime_settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]:
+    """Device, data folder and loader settings: from the command line, else ``saved``, else the defaults."""
+    defaults = {
+        "device": "cpu",
+        "data_dir": "./data",
+        "quiet": False,
+        "num_workers": 1,
+        "prefetch": 2,
+        "log_every": 50,
+        "eval_batch_size": 256,
+    }
+    out = {}
+    for key, default in defaults.items():
+        value = getattr(args, key)
+        out[key] = value if value is not None else saved.get(key, default)
+    return out
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """What no single option can check: the warm-up must fit into the run."""
+    if cfg["schedule"] in ("cosine", "step") and cfg["warmup_epochs"] > cfg["epochs"]:
+        raise UsageError(
+            f"--warmup-epochs {cfg['warmup_epochs']:g} is longer than the run ({cfg['epochs']} epochs): "
+            f"give at most --warmup-epochs {cfg['epochs']}, or more --epochs"
+        )
+
+
+def _describe_value(cfg: dict[str, Any], key: str) -> str:
+    value = cfg.get(key)
+    return f"{_flag(key)} {value:g}" if isinstance(value, float) else f"{_flag(key)} {value}"
+
+
+def resumed_config(
+    args: argparse.Namespace, ck: dict[str, Any], ck_path: Path
+) -> tuple[dict[str, Any], list[str], bool]:
+    """The settings of a resumed run: the checkpoint's, with the options given on this command line.
+
+    Returns ``(cfg, changes, rebuild_schedule)``: ``changes`` names every setting the
+    command line changed (for the banner), ``rebuild_schedule`` is True when ``--epochs``
+    or ``--lr`` changed, so that the learning-rate schedule must be built for the new values.
+    """
+    saved = ck["config"]
+    given = given_options(args)
+    refused = sorted(given - RESUME_OPTIONS)
+    if refused:
+        was = ", ".join(_describe_value(saved, k) for k in refused if k in saved)
+        raise UsageError(
+            f"{', '.join(_flag(k) for k in refused)} cannot be changed when resuming: a resumed run keeps the "
+            f"settings it was started with{f' ({was})' if was else ''} and continues in {ck_path.parent}. "
+            "Drop the option, or start a new run without --resume"
+        )
+    cfg = {**saved, **runtime_settings(args, saved)}
+    for key in ("epochs", "lr"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.monitor_test:
+        cfg["monitor_test"] = True
+    cfg["out"] = str(ck_path.parent)
+    changes = [
+        f"{key} {saved.get(key)!r} -> {cfg[key]!r}"
+        for key in sorted(given & (RESUME_OPTIONS - {"resume", "download"}))
+        if saved.get(key) != cfg[key]
+    ]
+    done = int(ck.get("trainer", {}).get("epoch", 0))
+    if cfg["epochs"] < done:
+        raise UsageError(
+            f"--epochs {cfg['epochs']} is fewer than the {done} epochs this run has already trained: give "
+            f"--epochs {done + 1} or more to train longer, or evaluate it with --eval-only {ck_path}"
+        )
+    if cfg["epochs"] == done:
+        more = f"--epochs {done + 1} or more" if args.epochs is None else f"more than --epochs {done}"
+        raise UsageError(
+            f"the run in {ck_path.parent} has already trained all its {done} epochs: to train longer, resume with "
+            f"{more}; to evaluate it, use --eval-only {ck_path}"
+        )
+    check_config(cfg)
+    rebuild = cfg["epochs"] != saved.get("epochs") or cfg["lr"] != saved.get("lr")
+    return cfg, changes, rebuild
+
+
+def eval_config(args: argparse.Namespace, ck: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``--eval-only``: the checkpoint's, with runtime options and ``--subset`` from the command
+    line."""
+    refused = sorted(given_options(args) - EVAL_OPTIONS)
+    if refused:
+        raise UsageError(
+            f"{', '.join(_flag(k) for k in refused)} has no effect with --eval-only, which evaluates the checkpoint "
+            "with the settings it was trained with: drop it"
+        )
+    cfg = {**ck["config"], **runtime_settings(args, ck["config"])}
+    if args.subset is not None:
+        cfg["subset"] = args.subset
+    return cfg
+
+
+def read_run_checkpoint(path_text: str, option: str) -> dict[str, Any]:
+    """Load a checkpoint named by ``--resume``/``--eval-only``; it must carry a run config."""
+    path = Path(path_text)
+    if not path.is_file():
+        what = "is a folder; name the last.npz or best.npz inside it" if path.is_dir() else "does not exist"
+        raise UsageError(f"{option} {path_text}: the checkpoint {what}")
+    try:
+        ck = load_checkpoint(path)
+    except (OSError, CheckpointError) as exc:
+        raise DataError(str(exc)) from None
+    if not isinstance(ck.get("config"), dict) or "arch" not in ck["config"]:
+        raise DataError(f"{path} holds no run settings (config): it was not written by resnet18_cifar10.py")
+    return ck
 
 
 def dataset_info(name: str) -> dict[str, Any]:
@@ -195,50 +456,75 @@ def dataset_info(name: str) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- printed commands
 _ARGV: list[str] = []
-_SCRIPT = "examples/resnet18_cifar10.py"
 
 
-def _rerun_command(extra: str = "") -> str:
-    """The command line of this run, with ``extra`` appended (when not already there)."""
-    argv = [a for a in _ARGV if a != extra]
-    return shlex.join(["python", _SCRIPT, *argv, *([extra] if extra else [])])
+def _script() -> str:
+    """This program's path as the user can type it: relative to the working folder when it is below it."""
+    relative = os.path.relpath(Path(__file__).resolve())
+    return relative if not relative.startswith("..") else str(Path(__file__).resolve())
 
 
-def _fmnist_root(data_dir: str) -> Path | None:
-    for cand in (Path(data_dir) / "fashion-mnist", Path(data_dir), Path("/usr/share/datasets/fashion-mnist")):
-        if all((cand / f"{f}.gz").is_file() or (cand / f).is_file() for f in FMNIST_FILES):
-            return cand
-    return None
+def _command(*args: str) -> str:
+    return shlex.join(["python3", _script(), *args])
 
 
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and its value (``--opt V`` or ``--opt=V``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
+# ----------------------------------------------------------------------------- data
 def load_split(cfg: dict[str, Any], split: str, download: bool = False) -> Any:
-    """One split of the configured data set (raises DataMissingError with the command that fixes it)."""
+    """One split of the configured data set; raises OSError/ValueError with a one-line message."""
     if cfg["dataset"] == "cifar10":
-        try:
-            return CIFAR10(cfg["data_dir"], split=split, download=download)
-        except FileNotFoundError as exc:
-            raise DataMissingError(
-                f"CIFAR-10 was not found in {cfg['data_dir']!r} ({exc}).\n"
-                f"Download it (170 MB) by running the same command with --download:\n    "
-                + _rerun_command("--download")
-            ) from exc
-    root = _fmnist_root(cfg["data_dir"])
-    if root is None and download:
+        return CIFAR10(cfg["data_dir"], split=split, download=download)
+    if download and FashionMNIST.find_root(cfg["data_dir"], system_copy=True) is None:
         from minitorch_nndl.data import download_url
 
         target = Path(cfg["data_dir"]) / "fashion-mnist"
         for f in FMNIST_FILES:
             download_url(FMNIST_URL + f + ".gz", target / f"{f}.gz")
-        root = target
-    if root is None:
-        raise DataMissingError(
-            f"Fashion-MNIST was not found in {cfg['data_dir']!r}, {cfg['data_dir']}/fashion-mnist or "
-            "/usr/share/datasets/fashion-mnist.\nInstall Debian's package (sudo apt-get install "
-            "dataset-fashion-mnist) or download it by running the same command with --download:\n    "
-            + _rerun_command("--download")
-        )
-    return FashionMNIST(root, split=split)
+    return FashionMNIST(cfg["data_dir"], split=split, fallback=True)
+
+
+def take(ds: Any, n: int | None, seed: int) -> Any:
+    """``n`` random samples of ``ds`` in their original order (all of them when ``n`` is None or too big)."""
+    if n is None or n >= len(ds):
+        return ds
+    idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
+    return Subset(ds, idx)
+
+
+def load_data(cfg: dict[str, Any], download: bool, eval_only: bool) -> dict[str, Any]:
+    """``{"train", "dev", "test", "source"}`` (train/dev None where not needed), ``--subset`` applied.
+
+    Raises :class:`DataError` with the data module's one-line message."""
+    try:
+        test = load_split(cfg, "test", download=download)
+        train = dev = None
+        if not eval_only:
+            train = load_split(cfg, "train+dev" if cfg["final"] else "train")
+            dev = None if cfg["final"] else load_split(cfg, "dev")
+    except (OSError, ValueError) as exc:  # FileNotFoundError, DownloadError, CIFAR10FormatError, IDXFormatError
+        raise DataError(str(exc)) from None
+    source = getattr(test, "source_note", None) or f"{cfg['dataset']} from {getattr(test, 'source', cfg['data_dir'])}"
+    subset = cfg.get("subset")
+    return {
+        "train": None if train is None else take(train, subset, cfg["seed"]),
+        "dev": None if dev is None else take(dev, subset, SUBSET_SEEDS["dev"]),
+        "test": take(test, subset, SUBSET_SEEDS["test"]),
+        "source": source,
+    }
 
 
 def eval_transform(info: dict[str, Any]) -> Any:
@@ -256,6 +542,41 @@ def train_transform(cfg: dict[str, Any], info: dict[str, Any]) -> Any:
     return transforms.Compose(steps)
 
 
+# ----------------------------------------------------------------------------- the run folder
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+
+
+def choose_folder(requested: Path, overwrite: bool) -> tuple[Path, str]:
+    """Where a new run (or evaluation) writes, and a note for the banner.
+
+    ``requested`` when it does not exist or is empty; with ``overwrite``, ``requested``
+    after deleting the files an earlier run wrote there (:data:`RUN_FILES`, nothing else);
+    otherwise the first free ``requested-2``, ``requested-3``, ...  Nothing is created here.
+    """
+    if requested.name in ("", ".", ".."):
+        requested = requested.resolve()
+    if requested.exists() and not requested.is_dir():
+        raise UsageError(f"--out {requested} is a file, not a folder: name a folder (it is created if missing)")
+    if _is_empty(requested):
+        return requested, ""
+    if overwrite:
+        return requested, "(--overwrite: the earlier run's files there are replaced)"
+    n = 2
+    while not _is_empty(requested.with_name(f"{requested.name}-{n}")):
+        n += 1
+    return requested.with_name(f"{requested.name}-{n}"), f"({requested} holds an earlier run, which is kept)"
+
+
+def prepare_folder(folder: Path, overwrite: bool) -> None:
+    """Create the run folder; with ``overwrite``, first delete what an earlier run wrote there."""
+    if overwrite:
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+# ----------------------------------------------------------------------------- optimizer and schedule
 def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> Any:
     groups = optim.split_weight_decay(model, cfg["weight_decay"])
     if cfg["optimizer"] == "adam":
@@ -282,7 +603,23 @@ def build_scheduler(cfg: dict[str, Any], opt: Any, steps_per_epoch: int) -> Any:
     return sched.SequentialLR(opt, [warmup, main], milestones=[warm])
 
 
-def describe(cfg: dict[str, Any], model: nn.Module, sizes: dict[str, int]) -> str:
+def rebuild_scheduler(cfg: dict[str, Any], opt: Any, steps_per_epoch: int, steps_done: int) -> Any:
+    """The schedule of ``cfg`` (new ``epochs`` or ``lr``) advanced to ``steps_done``, on a restored optimizer.
+
+    The learning rate then is what a run planned with these settings from the start would
+    use at this step; the steps already taken keep the rates they had.
+    """
+    for group in opt.param_groups:  # the base rate the schedule scales (the restored one is the old lr)
+        group["lr"] = group["initial_lr"] = cfg["lr"]
+    sched = build_scheduler(cfg, opt, steps_per_epoch)
+    for _ in range(steps_done if sched is not None else 0):
+        sched.step()
+    return sched
+
+
+# ----------------------------------------------------------------------------- the banner
+def describe(cfg: dict[str, Any], model: nn.Module, sizes: dict[str, int], notes: dict[str, str]) -> str:
+    """What this run is, in a few lines; ``notes`` adds the data source, resume details and folder notes."""
     stem = "3x3 conv, no max-pool" if cfg["stem"] == "cifar" else "7x7/2 conv + 3x3/2 max-pool"
     aug = "none"
     if cfg["augment"]:
@@ -300,26 +637,30 @@ def describe(cfg: dict[str, Any], model: nn.Module, sizes: dict[str, int]) -> st
     }[cfg["schedule"]]
     width = f", width {cfg['width']}" if cfg["width"] != 64 else ""
     split = "train+dev (final model = last epoch)" if cfg["final"] else "train, best epoch chosen on dev"
-    return "\n".join(
-        [
-            f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
-            f"  model     {cfg['stem']} stem ({stem}){width}, {model.num_parameters():,} parameters",
-            f"  data      {split}: "
-            + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
-            + f" images; augmentation: {aug}",
-            f"  optimizer {opt}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
-            f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
-            f"  schedule  {sched} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
-            f"  output    {cfg['out']}",
-        ]
-    )
+    quick = " (--subset: a quick run, evaluated on a subset too)" if cfg.get("subset") else ""
+    lines = [
+        f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
+        f"  model     {cfg['stem']} stem ({stem}){width}, {model.num_parameters():,} parameters",
+        f"  data      {split}: "
+        + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+        + f" images{quick}; augmentation: {aug}",
+        f"            {notes['source']}",
+        f"  optimizer {opt}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
+        f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
+        f"  schedule  {sched} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
+    ]
+    for key in ("resumed", "changed"):
+        if notes.get(key):
+            lines.append(f"  {key:<9s} {notes[key]}")
+    lines.append(f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip())
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- evaluation and pictures
 def evaluate_and_plot(
-    trainer: Trainer, cfg: dict[str, Any], info: dict[str, Any], test_ds: Any, out: Path, checkpoint: str
+    trainer: Trainer, cfg: dict[str, Any], info: dict[str, Any], test_ds: Any, out: Path, checkpoint: str | None
 ) -> dict[str, Any]:
-    """Test-set numbers, confusion matrix, per-class bars, prediction grid, test_summary.json."""
+    """Test-set numbers, confusion matrix, per-class bars and prediction grid in ``out``; returns the summary."""
     from minitorch_nndl.train import plots
 
     nc = len(info["classes"])
@@ -339,14 +680,10 @@ def evaluate_and_plot(
     plots.plot_per_class_accuracy(
         res["per_class"], names, out / "per_class_accuracy.png", title="test accuracy per class"
     )
-    k = min(32, len(test_ds))
-    raw = test_ds.images[:k]
-    x = eval_transform(info)(raw)
-    probs = trainer.predict(x, probs=True).numpy()
-    plots.plot_prediction_grid(
-        raw, test_ds.labels[:k], probs.argmax(1), names, out / "predictions.png", probs=probs.max(1)
-    )
-    summary = {
+    raw, labels = test_ds.get_batch(np.arange(min(32, len(test_ds))))
+    probs = trainer.predict(eval_transform(info)(raw), probs=True).numpy()
+    plots.plot_prediction_grid(raw, labels, probs.argmax(1), names, out / "predictions.png", probs=probs.max(1))
+    return {
         "checkpoint": checkpoint,
         "dataset": cfg["dataset"],
         "arch": cfg["arch"],
@@ -358,8 +695,6 @@ def evaluate_and_plot(
         "confusion_matrix": res["confusion"].tolist(),
         "eval_seconds": time.perf_counter() - t0,
     }
-    (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 def write_training_plots(trainer: Trainer, cfg: dict[str, Any], out: Path) -> None:
@@ -374,42 +709,78 @@ def write_training_plots(trainer: Trainer, cfg: dict[str, Any], out: Path) -> No
 
 # ----------------------------------------------------------------------------- main
 def check_device(device: str) -> None:
-    if device == "cuda" and not mt.cuda.is_available():
-        cmd = _rerun_command().replace("--device=cuda", "--device cpu").replace("--device cuda", "--device cpu")
-        raise SystemExit(
-            "error: --device cuda was requested but no CUDA GPU is usable here (CuPy is not installed, or it finds "
-            "no GPU).\nInstall CuPy on a machine with an NVIDIA GPU (pip install 'minitorch-nndl[cuda]'), or train "
-            "on the CPU:\n    " + cmd
-        )
+    """Raise :class:`DataError` saying why CUDA is not usable, with the CPU command, when it is not."""
+    if device != "cuda" or mt.cuda.is_available():
+        return
+    try:  # the backend's own message says why (no CuPy, no GPU, no CUDA libraries) and how to install
+        mt.zeros(1, device="cuda")
+        reason = "CUDA is not usable here"
+    except (RuntimeError, ImportError, OSError) as exc:
+        reason = " ".join(str(exc).split())
+    argv = [*_without(_ARGV, "--device"), "--device", "cpu"]
+    raise DataError(f"--device cuda: {reason}\nOr train on the CPU:\n    {_command(*argv)}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the program; returns the exit status (0 done, 1 data/checkpoint/device error or NaN, 2 usage error,
+    130 stopped by Ctrl-C).  Errors are one ``error: ...`` message on stderr, never a traceback."""
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(_ARGV)
-    cfg = resolve_config(args)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_ARGV)
+    except SystemExit as exc:  # --help (0), or a usage error that argparse has printed (2)
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # outside training (the Trainer handles Ctrl-C during fit itself)
+        print("\ninterrupted (Ctrl-C); checkpoints already written are intact", file=sys.stderr)
+        return 130
 
-    if args.resume or args.eval_only:
-        ck_path = args.resume or args.eval_only
-        if not Path(ck_path).is_file():
-            print(f"error: checkpoint {ck_path!r} does not exist", file=sys.stderr)
-            return 2
-        saved = load_checkpoint(ck_path).get("config") or {}
-        # The run's own settings come from the checkpoint; only runtime choices come from the command line.
-        merged = {**cfg, **saved}
-        for key in ("device", "data_dir", "quiet", "num_workers", "prefetch", "log_every", "eval_batch_size"):
-            merged[key] = cfg[key]
-        if args.epochs is not None:
-            merged["epochs"] = args.epochs
-        if args.out is not None:
-            merged["out"] = args.out
-        elif args.eval_only:
-            merged["out"] = str(Path(ck_path).parent)
-        cfg = merged
 
+def run(args: argparse.Namespace) -> int:
+    """Check every input, then create the run folder, train, evaluate and plot."""
+    # 1. the settings: a new run's from the options; a resumed run's or an evaluation's from its checkpoint
+    notes: dict[str, str] = {}
+    ck: dict[str, Any] | None = None
+    rebuild = False
+    if args.eval_only:
+        ck = read_run_checkpoint(args.eval_only, "--eval-only")
+        cfg = eval_config(args, ck)
+    elif args.resume:
+        ck = read_run_checkpoint(args.resume, "--resume")
+        cfg, changes, rebuild = resumed_config(args, ck, Path(args.resume))
+        t = ck.get("trainer", {})
+        notes["resumed"] = (
+            f"from {args.resume} ({t.get('epoch', 0)} of {ck['config']['epochs']} epochs done, step "
+            f"{t.get('global_step', 0)}), with the run's saved settings"
+        )
+        if changes:
+            notes["changed"] = "on this command line: " + "; ".join(changes)
+    else:
+        cfg = resolve_config(args)
+    info = dataset_info(cfg["dataset"])
+
+    # 2. the device and the data, before anything is written
     check_device(cfg["device"])
     device = "cuda" if cfg["device"] == "cuda" else "cpu"
-    info = dataset_info(cfg["dataset"])
+    data = load_data(cfg, download=bool(args.download), eval_only=bool(args.eval_only))
+    notes["source"] = data["source"]
+
+    # 3. the folder: a resumed run continues in its own; anything else never replaces an earlier run
+    if args.resume:
+        out = Path(cfg["out"])
+    else:
+        default = Path(args.eval_only).parent / f"eval-{Path(args.eval_only).stem}" if args.eval_only else cfg["out"]
+        out, notes["folder"] = choose_folder(Path(args.out or default), bool(args.overwrite))
+        prepare_folder(out, bool(args.overwrite))
+    cfg["out"] = str(out)
     cfg.update(
         num_classes=len(info["classes"]),
         in_channels=1 if cfg["dataset"] == "fashion-mnist" else 3,
@@ -418,19 +789,6 @@ def main(argv: list[str] | None = None) -> int:
         std=info["std"],
         image_size=info["size"],
     )
-    out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
-
-    try:
-        test_ds = load_split(cfg, "test", download=args.download)
-        if args.eval_only:
-            train_ds = dev_ds = None
-        else:
-            train_ds = load_split(cfg, "train+dev" if cfg["final"] else "train")
-            dev_ds = None if cfg["final"] else load_split(cfg, "dev")
-    except DataMissingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
     mt.manual_seed(cfg["seed"])
     model = build_model(cfg).to(device)
@@ -438,17 +796,32 @@ def main(argv: list[str] | None = None) -> int:
     eval_loss = nn.CrossEntropyLoss()
 
     if args.eval_only:
-        ck = load_checkpoint(args.eval_only)
+        assert ck is not None
         restore_model(model, ck["model"])
         trainer = Trainer(model, None, loss_fn, device=device, quiet=True, eval_loss_fn=eval_loss, config=cfg)
-        summary = evaluate_and_plot(trainer, cfg, info, test_ds, out, str(args.eval_only))
+        print(f"evaluating {args.eval_only} on {data['source']}; results in {out}/ {notes['folder']}".rstrip())
+        summary = evaluate_and_plot(trainer, cfg, info, data["test"], out, str(args.eval_only))
+        (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
         print(f"test accuracy {100 * summary['test_acc']:.2f}% on {summary['n_test']:,} images ({args.eval_only})")
         return 0
+    return train(args, cfg, info, model, loss_fn, eval_loss, data, notes, rebuild)
 
-    if cfg["subset"]:
-        n = min(int(cfg["subset"]), len(train_ds))
-        idx = np.sort(np.random.default_rng(cfg["seed"]).permutation(len(train_ds))[:n])
-        train_ds = Subset(train_ds, idx)
+
+def train(
+    args: argparse.Namespace,
+    cfg: dict[str, Any],
+    info: dict[str, Any],
+    model: nn.Module,
+    loss_fn: Any,
+    eval_loss: Any,
+    data: dict[str, Any],
+    notes: dict[str, str],
+    rebuild: bool,
+) -> int:
+    """Train (or continue training), then evaluate the chosen model on the test set."""
+    out = Path(cfg["out"])
+    device = "cuda" if cfg["device"] == "cuda" else "cpu"
+    train_ds, dev_ds, test_ds = data["train"], data["dev"], data["test"]
     train_loader = DataLoader(
         train_ds,
         batch_size=cfg["batch_size"],
@@ -467,14 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg["monitor_test"]:
         monitor["test"] = DataLoader(test_ds, batch_size=cfg["eval_batch_size"], transform=etf, device=device)
     opt = build_optimizer(cfg, model)
-    sched = build_scheduler(cfg, opt, len(train_loader))
-    sizes = {"train": len(train_ds)}
-    if dev_ds is not None:
-        sizes["dev"] = len(dev_ds)
-    sizes["test"] = len(test_ds)
-    print(describe(cfg, model, sizes), flush=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
-
+    sched = None if rebuild else build_scheduler(cfg, opt, len(train_loader))
     trainer = Trainer(
         model,
         opt,
@@ -489,31 +855,62 @@ def main(argv: list[str] | None = None) -> int:
         config=cfg,
         monitor=monitor,
     )
+    if args.resume:
+        trainer.load(args.resume)  # model, optimizer, schedule, position, history; fit() continues from here
+        if rebuild:
+            before = trainer.lr()
+            trainer.scheduler = rebuild_scheduler(cfg, opt, len(train_loader), trainer.global_step)
+            notes["changed"] += (
+                f"; the learning-rate schedule is rebuilt for lr {cfg['lr']:g} over {cfg['epochs']} epochs and "
+                f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
+            )
+        cfg.setdefault("resumes", []).append({"step": trainer.global_step, "changed": notes.get("changed", "")})
+    sizes = {"train": len(train_ds)}
+    if dev_ds is not None:
+        sizes["dev"] = len(dev_ds)
+    sizes["test"] = len(test_ds)
+    print(describe(cfg, model, sizes, notes), flush=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=1))
+
     t0 = time.perf_counter()
-    result = trainer.fit(train_loader, dev_loader, epochs=cfg["epochs"], log_every=cfg["log_every"], resume=args.resume)
+    result = trainer.fit(train_loader, dev_loader, epochs=cfg["epochs"], log_every=cfg["log_every"])
     minutes = (time.perf_counter() - t0) / 60
     write_training_plots(trainer, cfg, out)
     if result.status == "interrupted":
-        resume_cmd = shlex.join(["python", _SCRIPT, "--resume", str(out / "last.npz")])
-        print(f"stopped after {minutes:.1f} min. Continue with:\n    {resume_cmd}", file=sys.stderr)
+        print(
+            f"stopped after {minutes:.1f} min. Continue with:\n    {_command('--resume', str(out / 'last.npz'))}",
+            file=sys.stderr,
+        )
         return 130
     if result.status == "nan":
+        lower = f"{cfg['lr'] / 10:g}"
+        if result.last_checkpoint:
+            hint = "continue from the last good checkpoint with a 10x lower learning rate:\n    "
+            hint += _command("--resume", result.last_checkpoint, "--lr", lower)
+        else:
+            hint = "start again with a 10x lower learning rate:\n    "
+            hint += _command(*_without(_ARGV, "--lr"), "--lr", lower)
+        print(f"error: the run diverged (see above); {hint}", file=sys.stderr)
         return 1
 
     chosen = out / "best.npz"
-    ck = load_checkpoint(chosen)
-    restore_model(model, ck["model"])
-    summary = evaluate_and_plot(trainer, cfg, info, test_ds, out, str(chosen))
-    epoch = ck["trainer"]["epoch"]
-    summary["train_minutes"] = minutes
+    if chosen.exists():
+        ck = load_checkpoint(chosen)
+        restore_model(model, ck["model"])
+        best_epoch, which = ck["trainer"]["epoch"], "last epoch" if cfg["final"] else "best on dev"
+    else:  # --epochs 0: nothing was trained, so the untrained model is what there is to evaluate
+        best_epoch, which = None, "untrained: --epochs 0"
+    summary = evaluate_and_plot(trainer, cfg, info, test_ds, out, str(chosen) if chosen.exists() else None)
+    seconds = [r.get("seconds") or 0.0 for r in trainer.history.epochs]
+    summary["train_minutes"] = sum(s for s in seconds if math.isfinite(s)) / 60  # every session of the run
     summary["epochs_trained"] = trainer.epoch
-    summary["best_epoch"] = epoch
+    summary["best_epoch"] = best_epoch
     (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
     rates = [r["images_per_sec"] for r in trainer.history.epochs if r.get("images_per_sec")]
+    model_of = f"epoch {best_epoch} ({which})" if best_epoch else f"epoch 0 ({which})"
     print(
         f"test accuracy {100 * summary['test_acc']:.2f}% (top-3 {100 * summary['test_top3']:.2f}%) with the model of "
-        f"epoch {epoch} ({'last epoch' if cfg['final'] else 'best on dev'}); "
-        f"{minutes:.1f} min, {np.median(rates) if rates else float('nan'):,.0f} img/s. Outputs in {out}/"
+        f"{model_of}; {minutes:.1f} min, {np.median(rates) if rates else float('nan'):,.0f} img/s. Outputs in {out}/"
     )
     return 0
 

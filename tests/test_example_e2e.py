@@ -1,9 +1,17 @@
-"""The example program end to end on a tiny synthetic CIFAR-10, on the CPU, and predict.py."""
+"""The example program end to end on a tiny synthetic CIFAR-10, on the CPU, and predict.py.
+
+In process (``main(argv)`` returns the exit status), so each run takes a second or two.
+``test_newcomer_walk.py`` runs the same program as real processes, the way a user does.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shlex
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -42,20 +50,38 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def no_plots(monkeypatch) -> None:
+    """Skip drawing the PNGs (about half a second each) in tests about something else; the run fixture draws them."""
+    from minitorch_nndl.train import plots
+
+    for name in ("plot_curves", "plot_lr", "plot_confusion_matrix", "plot_per_class_accuracy", "plot_prediction_grid"):
+        monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
+
+
 TINY = ["--arch", "resnet10", "--width", "8", "--batch-size", "16", "--quiet", "--log-every", "2"]
+SMALLER = ["--arch", "resnet10", "--width", "4", "--batch-size", "16", "--quiet", "--log-every", "2"]
 
 
 @pytest.fixture(scope="module")
 def run(example, data_dir, tmp_path_factory) -> Path:
-    """1 epoch, then resume to 2: exercises --resume and leaves a complete output folder."""
-    out = tmp_path_factory.mktemp("run")
+    """1 epoch, then resume to 2 with nothing but --resume and --epochs: the run's own settings carry on."""
+    out = tmp_path_factory.mktemp("run") / "r"
     args = ["--data-dir", str(data_dir), *TINY, "--out", str(out), "--cutout", "8"]
     assert example.main([*args, "--epochs", "1"]) == 0
     assert load_checkpoint(out / "last.npz")["trainer"]["epoch"] == 1
-    assert (
-        example.main(["--resume", str(out / "last.npz"), "--epochs", "2", "--data-dir", str(data_dir), "--quiet"]) == 0
-    )
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2"]) == 0
     return out
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _assert_one_error_line(err: str) -> None:
+    """A user-facing failure: exactly one ``error:`` line and no traceback."""
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
 
 
 def test_every_output_file(run: Path) -> None:
@@ -75,16 +101,20 @@ def test_every_output_file(run: Path) -> None:
     assert load_checkpoint(run / "last.npz")["trainer"]["epoch"] == 2
     config = json.loads((run / "config.json").read_text())
     assert config["lr"] == pytest.approx(0.1 * 16 / 128) and config["label_smoothing"] == 0.1
+    assert config["epochs"] == 2 and config["cutout"] == 8  # the resumed run kept --cutout, took --epochs
     hist = json.loads((run / "history.json").read_text())
-    assert len(hist["epochs"]) == 2
+    assert [r["epoch"] for r in hist["epochs"]] == [1, 2]  # numbered as on the console
     assert [r["step"] for r in hist["steps"]] == list(range(1, 11))  # 80 train images / 16, twice
     assert all(np.isfinite(r["loss"]) for r in hist["steps"])
-    lines = (run / "history.csv").read_text().strip().splitlines()
+    csv_bytes = (run / "history.csv").read_bytes()
+    assert b"\r\n" not in csv_bytes
+    lines = csv_bytes.decode().strip().splitlines()
     assert len(lines) == 3 and "dev_acc" in lines[0]
     summary = json.loads((run / "test_summary.json").read_text())
     assert summary["n_test"] == 20 and 0.0 <= summary["test_acc"] <= 1.0
     assert np.array(summary["confusion_matrix"]).sum() == 20
     assert set(summary["per_class_acc"]) == set(CIFAR10.CLASSES)
+    assert summary["epochs_trained"] == 2 and summary["best_epoch"] in (1, 2) and summary["train_minutes"] > 0
 
 
 def test_predict_prints_top3_matching_the_model(run: Path, data_dir: Path, tmp_path, capsys, example) -> None:
@@ -116,28 +146,273 @@ def test_predict_prints_top3_matching_the_model(run: Path, data_dir: Path, tmp_p
     assert predict.main(["--checkpoint", str(run / "best.npz"), str(tmp_path / "big.png")]) == 0
 
 
-def test_eval_only(run: Path, data_dir: Path, example, tmp_path, capsys) -> None:
+def test_eval_only_writes_beside_the_runs_summary(run: Path, example, capsys) -> None:
+    before = (run / "test_summary.json").read_text()
+    assert example.main(["--eval-only", str(run / "best.npz")]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert (run / "test_summary.json").read_text() == before  # train_minutes, epochs_trained, best_epoch kept
+    evaluation = run / "eval-best"
+    summary = json.loads((evaluation / "test_summary.json").read_text())
+    assert summary["n_test"] == 20 and summary["checkpoint"] == str(run / "best.npz")
+    assert summary["test_acc"] == json.loads(before)["test_acc"]  # the same model, the same test set
+    assert (evaluation / "confusion_matrix.png").read_bytes()[:8] == PNG_SIGNATURE
+    # a second evaluation does not replace the first; --subset shrinks the test set
+    assert example.main(["--eval-only", str(run / "best.npz"), "--subset", "7"]) == 0
+    assert json.loads((run / "eval-best-2" / "test_summary.json").read_text())["n_test"] == 7
+    # training options cannot apply to an evaluation
+    assert example.main(["--eval-only", str(run / "best.npz"), "--lr", "0.5"]) == 2
+    _assert_one_error_line(capsys.readouterr().err)
+
+
+def test_eval_only_into_a_new_folder(run: Path, data_dir: Path, example, tmp_path, no_plots) -> None:
     out = tmp_path / "eval"
     assert example.main(["--eval-only", str(run / "best.npz"), "--data-dir", str(data_dir), "--out", str(out)]) == 0
-    summary = json.loads((out / "test_summary.json").read_text())
-    assert summary == {**summary, "n_test": 20}
-    assert (out / "confusion_matrix.png").read_bytes()[:8] == PNG_SIGNATURE
-    assert "test accuracy" in capsys.readouterr().out
+    assert json.loads((out / "test_summary.json").read_text())["n_test"] == 20
 
 
-def test_missing_data_says_how_to_download(example, tmp_path, capsys) -> None:
-    code = example.main(["--data-dir", str(tmp_path / "nothing"), "--epochs", "1", "--out", str(tmp_path / "o")])
-    assert code == 2
+def test_resume_takes_the_saved_settings_and_names_each_change(example, data_dir, tmp_path, capsys, no_plots) -> None:
+    """The data folder given at the start is used on resume; an option given again is named in the banner."""
+    out = tmp_path / "r"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--out", str(out), "--epochs", "1"]
+    assert example.main(args) == 0
+    moved = tmp_path / "moved-data"
+    shutil.copytree(data_dir, moved)
+    capsys.readouterr()
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2", "--data-dir", str(moved)]) == 0
+    banner = capsys.readouterr().out
+    assert "with the run's saved settings" in banner
+    assert f"data_dir {str(data_dir)!r} -> {str(moved)!r}" in banner and "epochs 1 -> 2" in banner
+    assert json.loads((out / "config.json").read_text())["data_dir"] == str(moved)
+    # settings that define the run cannot change on resume: the message names them and the fix
+    for bad in (["--width", "16"], ["--seed", "3"], ["--out", str(tmp_path / "elsewhere")]):
+        assert example.main(["--resume", str(out / "last.npz"), "--epochs", "3", *bad]) == 2
+        err = capsys.readouterr().err
+        _assert_one_error_line(err)
+        assert bad[0] in err and "without --resume" in err
+    # a finished run has nothing left to train
+    assert example.main(["--resume", str(out / "last.npz")]) == 2
     err = capsys.readouterr().err
-    assert "CIFAR-10 was not found" in err
-    assert f"python examples/resnet18_cifar10.py --data-dir {tmp_path / 'nothing'} --epochs 1" in err
-    assert err.strip().endswith("--download")
+    assert "already trained all its 2 epochs" in err and "--epochs 3" in err
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "1"]) == 2
+    assert "fewer than the 2 epochs" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_extending_a_run_rebuilds_the_schedule_for_the_new_length(
+    example, data_dir, tmp_path, capsys, no_plots
+) -> None:
+    """1 epoch, then --epochs 2: from the resume point on, the rates are those of a 2-epoch schedule."""
+    out, fresh = tmp_path / "extended", tmp_path / "fresh"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--warmup-epochs", "0.4"]
+    assert example.main([*args, "--out", str(out), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2"]) == 0
+    banner = capsys.readouterr().out
+    assert "schedule  0.4 warm-up epochs + cosine decay to 0 over 2 epochs" in banner
+    assert "schedule is rebuilt for lr 0.0125 over 2 epochs and continues at step 5" in banner
+    assert example.main([*args, "--out", str(fresh), "--epochs", "2"]) == 0
+    extended = [r["lr"] for r in json.loads((out / "history.json").read_text())["steps"]]
+    planned = [r["lr"] for r in json.loads((fresh / "history.json").read_text())["steps"]]
+    assert len(extended) == len(planned) == 10
+    np.testing.assert_allclose(extended[5:], planned[5:], rtol=1e-12)  # the new schedule, not the old one again
+    assert extended[5] < max(planned)  # past the peak: no second warm-up
+
+
+def test_lr_on_resume_rebuilds_the_schedule(example, data_dir, tmp_path, capsys, no_plots) -> None:
+    out = tmp_path / "r"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--schedule", "none", "--out", str(out), "--epochs", "1"]
+    assert example.main(args) == 0
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2", "--lr", "0.001"]) == 0
+    steps = json.loads((out / "history.json").read_text())["steps"]
+    assert {r["lr"] for r in steps[:5]} == {0.0125} and {r["lr"] for r in steps[5:]} == {0.001}
+    assert "lr 0.0125 -> 0.001" in capsys.readouterr().out
+
+
+def test_a_rerun_never_overwrites_an_earlier_run(example, data_dir, tmp_path, capsys, no_plots) -> None:
+    out = tmp_path / "run"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--out", str(out)]
+    assert example.main([*args, "--epochs", "1"]) == 0
+    first = {name: (out / name).read_bytes() for name in ("best.npz", "last.npz", "config.json", "history.json")}
+    capsys.readouterr()
+    # the same command again: a fresh folder, the banner says so, the first run is untouched
+    assert example.main([*args, "--epochs", "1", "--seed", "1"]) == 0
+    assert f"output    {out}-2 ({out} holds an earlier run, which is kept)" in capsys.readouterr().out
+    assert {name: (out / name).read_bytes() for name in first} == first
+    assert load_checkpoint(out.with_name("run-2") / "last.npz")["config"]["seed"] == 1
+    # --epochs 0 reports the untrained model of its own folder, never the earlier run's model
+    assert example.main([*args, "--epochs", "0"]) == 0
+    assert "model of epoch 0 (untrained" in capsys.readouterr().out
+    summary = json.loads((out.with_name("run-3") / "test_summary.json").read_text())
+    assert summary["epochs_trained"] == 0 and summary["best_epoch"] is None and summary["checkpoint"] is None
+    assert {name: (out / name).read_bytes() for name in first} == first
+    # --overwrite replaces the run in --out, and an empty folder is used as it is
+    assert example.main([*args, "--epochs", "0", "--overwrite"]) == 0
+    assert not (out / "best.npz").exists() and not (out / "last.npz").exists()
+    assert json.loads((out / "test_summary.json").read_text())["epochs_trained"] == 0
+    (tmp_path / "empty").mkdir()
+    assert example.main([*args[:-1], str(tmp_path / "empty"), "--epochs", "0"]) == 0
+    assert (tmp_path / "empty" / "test_summary.json").exists() and not (tmp_path / "empty-2").exists()
+
+
+class _PressCtrlC:
+    """A Trainer that receives a real SIGINT after its third step, as if the user pressed Ctrl-C."""
+
+    def __init__(self, trainer_cls) -> None:
+        self.trainer_cls = trainer_cls
+
+    def __call__(self, *args, **kwargs):
+        def press(trainer) -> None:
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        kwargs["callbacks"] = [*kwargs.get("callbacks", ()), press]
+        return self.trainer_cls(*args, **kwargs)
+
+
+def test_ctrl_c_prints_one_resume_command_that_works(
+    example, data_dir, tmp_path, capsys, monkeypatch, no_plots
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default run folder runs/... is relative to here
+    monkeypatch.setattr(example, "Trainer", _PressCtrlC(example.Trainer))
+    assert example.main(["--data-dir", str(data_dir), *SMALLER, "--epochs", "2"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("--resume") == 1 and "resume=" not in err  # one hint, not two
+    command = shlex.split(err.strip().splitlines()[-1])
+    assert command[0] == "python3" and Path(command[1]).resolve() == EXAMPLES / "resnet18_cifar10.py"
+    assert command[2:] == ["--resume", "runs/cifar10-resnet10-default/last.npz"]
+    monkeypatch.setattr(example, "Trainer", example.Trainer.trainer_cls)
+    assert example.main(command[2:]) == 0  # the printed command, verbatim
+    assert load_checkpoint(tmp_path / "runs/cifar10-resnet10-default/last.npz")["trainer"]["epoch"] == 2
+
+
+def test_the_printed_command_names_the_script_as_typed_from_the_repository(example, monkeypatch) -> None:
+    monkeypatch.chdir(EXAMPLES.parent)
+    assert example._command("--resume", "x/last.npz") == "python3 examples/resnet18_cifar10.py --resume x/last.npz"
+
+
+BAD_OPTIONS = [
+    (["--epochs", "-1"], "--epochs: must be 0 or more, got -1"),
+    (["--batch-size", "0"], "--batch-size: must be 1 or more, got 0"),
+    (["--width", "0"], "--width: must be 1 or more, got 0"),
+    (["--lr", "-1"], "--lr: must be more than 0, got -1"),
+    (["--lr", "fast"], "--lr: expected a number, got 'fast'"),
+    (["--subset", "0"], "--subset: must be 1 or more, got 0 (leave --subset out to use every image)"),
+    (["--subset", "-5"], "--subset: must be 1 or more, got -5"),
+    (["--cutout", "-1"], "--cutout: must be 0 or more, got -1 (0 = no cutout)"),
+    (["--warmup-epochs", "5", "--epochs", "3"], "--warmup-epochs 5 is longer than the run (3 epochs)"),
+    (["--resume", "nowhere/last.npz"], "--resume nowhere/last.npz: the checkpoint does not exist"),
+    (["--resume", "a.npz", "--eval-only", "b.npz"], "not allowed with argument"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_bad_options_are_one_line_usage_errors(example, data_dir, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert example.main(["--data-dir", str(data_dir), *SMALLER, *argv]) == 2
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert err.startswith("error: ") and message in err and len(_lines(err)) == 1
+    assert list(tmp_path.iterdir()) == []  # no run folder
+
+
+def _damaged_data(data_dir: Path, tmp_path: Path) -> dict[str, Path]:
+    """Copies of the fake data set, each broken the way a newcomer's download gets broken."""
+    cases = {}
+    for name in ("truncated batch", "empty test_batch", "missing batch"):
+        root = tmp_path / name.replace(" ", "-")
+        shutil.copytree(data_dir, root)
+        cases[name] = root
+    folder = "cifar-10-batches-py"
+    batch = cases["truncated batch"] / folder / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[: batch.stat().st_size // 2])
+    (cases["empty test_batch"] / folder / "test_batch").write_bytes(b"")
+    (cases["missing batch"] / folder / "data_batch_3").unlink()
+    cases["missing --data-dir"] = tmp_path / "no-such-folder"
+    return cases
+
+
+def test_bad_data_is_one_error_line_and_leaves_no_run_folder(example, data_dir, tmp_path, capsys, monkeypatch):
+    cases = _damaged_data(data_dir, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    for name, root in cases.items():
+        assert example.main(["--data-dir", str(root), *SMALLER, "--epochs", "1"]) == 1, name
+        err = capsys.readouterr().err
+        _assert_one_error_line(err)
+        assert str(root) in err, name  # the message names the place to look at
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no runs/ folder
+
+
+def test_corrupted_checkpoints_are_refused_by_resume_eval_only_and_predict(run: Path, example, tmp_path, capsys):
+    import matplotlib.image as mpimg
+
+    predict = _load("predict")
+    mpimg.imsave(tmp_path / "img.png", np.zeros((32, 32, 3), np.uint8))
+    good = (run / "last.npz").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 3] ^= 0x04
+    damaged = {"truncated": good[: len(good) // 2], "bit-flipped": bytes(flipped), "random": os.urandom(2048)}
+    for name, content in damaged.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        path = folder / "last.npz"
+        path.write_bytes(content)
+        for argv, main in (
+            (["--resume", str(path), "--epochs", "3"], example.main),
+            (["--eval-only", str(path)], example.main),
+            (["--checkpoint", str(path), str(tmp_path / "img.png")], predict.main),
+        ):
+            assert main(argv) == 1, (name, argv)
+            err = capsys.readouterr().err
+            _assert_one_error_line(err)
+            assert str(path) in err and "damaged" in err and "allow_pickle" not in err, (name, err)
+        assert sorted(p.name for p in folder.iterdir()) == ["last.npz"], name  # no eval-last/ folder
+
+
+def test_a_diverging_run_stops_once_and_suggests_a_lower_lr(example, data_dir, tmp_path, capsys, monkeypatch, no_plots):
+    """pyproject turns RuntimeWarnings from minitorch_nndl into errors, so warnings would fail this test."""
+    monkeypatch.chdir(tmp_path)
+    assert example.main(["--data-dir", str(data_dir), *SMALLER, "--epochs", "1", "--lr", "1e8"]) == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "RuntimeWarning" not in err
+    assert err.strip().endswith("--lr 1e+07") and "python3 " in err
+
+
+def test_subset_shrinks_dev_and_test_too(example, data_dir, tmp_path, capsys, no_plots) -> None:
+    out = tmp_path / "quick"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--epochs", "1", "--subset", "12", "--out", str(out)]
+    assert example.main(args) == 0
+    banner = capsys.readouterr().out
+    assert "train 12, dev 12, test 12 images (--subset" in banner
+    assert json.loads((out / "test_summary.json").read_text())["n_test"] == 12
+
+
+def test_missing_data_names_the_folder_and_leaves_nothing(example, tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    code = example.main(["--data-dir", str(tmp_path / "nothing"), "--epochs", "1", "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert str(tmp_path / "nothing") in err and "--download" in err
+    assert not out.exists()
 
 
 @pytest.mark.skipif(mt.cuda.is_available(), reason="checks the message shown without a GPU")
-def test_cuda_without_gpu_suggests_cpu(example, data_dir, tmp_path) -> None:
-    with pytest.raises(SystemExit, match="--device cpu"):
-        example.main(["--device", "cuda", "--data-dir", str(data_dir), "--out", str(tmp_path)])
+def test_cuda_without_gpu_suggests_cpu(example, data_dir, tmp_path, capsys) -> None:
+    args = ["--device", "cuda", "--data-dir", str(data_dir), "--out", str(tmp_path / "o")]
+    assert example.main(args) == 1
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert "--device cpu" in err and "python3 " in err and "minitorch-nndl[cuda]" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_states_each_default_once(example) -> None:
+    text = example.build_parser().format_help()
+    assert "95%" in text and "73.6%" in text and "%%" not in text
+    assert "(default: None)" not in text
+    assert "which data set (default cifar10)" in text
+    assert "write_fake_cifar10" in text  # how to try it without the data set
+    assert "--subset N" in text and "at most N dev and N test images" in " ".join(text.split())
 
 
 def test_recipes(example) -> None:
@@ -149,9 +424,14 @@ def test_recipes(example) -> None:
     default = example.resolve_config(parser.parse_args(["--batch-size", "256"]))
     assert default["stem"] == "cifar" and default["lr"] == pytest.approx(0.2)  # linear scaling
     assert default["schedule"] == "cosine" and default["warmup_epochs"] == 5 and default["epochs"] == 200
+    assert (default["dataset"], default["data_dir"], default["device"], default["seed"]) == (
+        "cifar10",
+        "./data",
+        "cpu",
+        0,
+    )
     fm = example.resolve_config(parser.parse_args(["--dataset", "fashion-mnist"]))
     assert fm["epochs"] == 15
-    assert "95%" in parser.format_help()
 
 
 def test_example_builds_standard_and_narrow_resnets(example) -> None:
