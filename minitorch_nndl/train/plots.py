@@ -1,7 +1,7 @@
 """Pictures of a training run, as PNG files (matplotlib with the non-interactive Agg backend).
 
 * :func:`plot_curves` -- loss and accuracy per epoch for train and dev (plus the
-  per-step training loss, faint), the figure a write-up shows first;
+  per-step training loss), the figure a write-up shows first;
 * :func:`plot_lr` -- the learning-rate schedule actually used, per step;
 * :func:`plot_confusion_matrix` -- rows are true classes, columns predictions;
 * :func:`plot_prediction_grid` -- test images with predicted vs true labels, wrong ones in red;
@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .history import History  # noqa: E402
 
@@ -49,64 +50,101 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_curves(history: History, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Loss (left) and accuracy (right) against epochs, for train and dev (and a monitored test set)."""
+def _no_data(ax: Any, message: str) -> None:
+    """Say so in the middle of an empty axes, instead of leaving a blank frame."""
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.35")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _integer_ticks(ax: Any) -> None:
+    """Epochs and steps are whole numbers: no 2.25 on the x axis."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _curves_figure(history: History, title: str | None = None) -> Any:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = np.array([r["epoch"] for r in history.epochs], dtype=np.float64) + 1.0
+    epochs = np.array([r["epoch"] for r in history.epochs], dtype=np.float64)  # numbered from 1
     if history.steps:
         steps_epoch = np.array([r["epoch"] for r in history.steps], dtype=np.float64)
         step_loss = _finite([r.get("loss") for r in history.steps])
-        # place each step inside its epoch: epoch e spans (e, e+1]
+        # place each step inside its epoch: epoch e spans (e - 1, e]
         x = np.empty_like(steps_epoch)
         for e in np.unique(steps_epoch):
             idx = np.nonzero(steps_epoch == e)[0]
-            x[idx] = e + (np.arange(idx.size) + 1) / idx.size
-        ax_loss.plot(x, step_loss, color="tab:blue", alpha=0.25, linewidth=0.7, label="train (per step)")
+            x[idx] = e - 1 + (np.arange(idx.size) + 1) / idx.size
+        ax_loss.plot(x, step_loss, color="tab:blue", alpha=0.45, linewidth=1.0, label="train (per step)")
+    size = 6 if epochs.size <= 40 else 3  # a marker on every epoch, so one epoch is a visible point
     for split, color in (("train", "tab:blue"), ("dev", "tab:orange"), ("test", "tab:green")):
         loss = _finite(history.column(f"{split}_loss"))
         acc = _finite(history.column(f"{split}_acc"))
         if np.isfinite(loss).any():
-            ax_loss.plot(epochs, loss, "o-", color=color, label=f"{split} (epoch)", markersize=3)
+            ax_loss.plot(epochs, loss, "o-", color=color, label=f"{split} (epoch)", markersize=size, linewidth=1.8)
         if np.isfinite(acc).any():
-            ax_acc.plot(epochs, 100 * acc, "o-", color=color, label=split, markersize=3)
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
-    ax_loss.set_title("loss")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_acc.set_title("accuracy")
+            ax_acc.plot(epochs, 100 * acc, "o-", color=color, label=split, markersize=size, linewidth=1.8)
     dev_acc = _finite(history.column("dev_acc"))
-    if np.isfinite(dev_acc).any():
+    if np.isfinite(dev_acc).any():  # the best epoch in the legend, where no tick or curve can hide it
         best = int(np.nanargmax(dev_acc))
-        ax_acc.annotate(
-            f"best dev {100 * dev_acc[best]:.2f}%",
-            (epochs[best], 100 * dev_acc[best]),
-            textcoords="offset points",
-            xytext=(-40, -18),
-            fontsize=8,
+        ax_acc.plot(
+            epochs[best],
+            100 * dev_acc[best],
+            "*",
+            color="tab:red",
+            markersize=14,
+            zorder=3,
+            label=f"best dev {100 * dev_acc[best]:.2f}% (epoch {epochs[best]:.0f})",
         )
-    for ax in (ax_loss, ax_acc):
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_title(name)
+        if not ax.has_data():
+            _no_data(ax, "no epochs yet" if ax is ax_acc or not history.steps else "no steps yet")
+            continue
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss" if ax is ax_loss else "accuracy (%)")
+        last = max([1.0, *epochs.tolist(), *(r["epoch"] for r in history.steps)])  # the last epoch begun
+        ax.set_xlim(-0.05 * last, last * 1.05 + 0.1)  # from the start of training, so one epoch is not a lone dot
+        ax.margins(y=0.12)  # room for the markers (and the star) at the extremes
+        _integer_ticks(ax)
         ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=8)
+        # below the axes: inside, some run's curves or markers would always end up under it
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_curves(history: History, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Loss (left) and accuracy (right) against epochs, for train and dev (and a monitored test set).
+
+    The per-step training loss is drawn inside each epoch; every epoch value is a marker, so
+    a one-epoch run still shows its points; the best dev accuracy is starred and named in the
+    legend.  An empty history gives axes that say "no epochs yet".
+    """
+    return _save(_curves_figure(history, title), path)
+
+
+def _lr_figure(history: History) -> Any:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.set_title("learning-rate schedule")
+    if history.steps:
+        x, lr, unit = [r["step"] for r in history.steps], _finite([r.get("lr") for r in history.steps]), "step"
+    else:
+        x, lr, unit = [r["epoch"] for r in history.epochs], _finite(history.column("lr")), "epoch"
+    if not x:
+        _no_data(ax, "no steps yet")
+        return fig
+    few = len(x) <= 40
+    ax.plot(x, lr, "o-" if few else "-", markersize=4)
+    ax.set_xlabel(unit)
+    ax.set_ylabel("learning rate")
+    _integer_ticks(ax)
+    ax.grid(alpha=0.3)
+    return fig
 
 
 def plot_lr(history: History, path: str | os.PathLike) -> Path:
     """The learning rate of every optimizer step (or of every epoch when steps were not logged)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if history.steps:
-        ax.plot([r["step"] for r in history.steps], _finite([r.get("lr") for r in history.steps]))
-        ax.set_xlabel("step")
-    else:
-        ax.plot([r["epoch"] + 1 for r in history.epochs], _finite(history.column("lr")), "o-")
-        ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.set_title("learning-rate schedule")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(_lr_figure(history), path)
 
 
 def plot_confusion_matrix(
@@ -204,24 +242,35 @@ def plot_prediction_grid(
     return _save(fig, path)
 
 
-def plot_per_class_accuracy(
-    accuracy: Sequence[float], class_names: Sequence[str] | None, path: str | os.PathLike, title: str = ""
-) -> Path:
-    """Horizontal bars of per-class accuracy, with the mean as a dashed line."""
+def _per_class_figure(accuracy: Sequence[float], class_names: Sequence[str] | None, title: str = "") -> Any:
     acc = _finite(list(accuracy))
     c = acc.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
     fig, ax = plt.subplots(figsize=(6, 0.35 * c + 1.5))
-    ax.barh(range(c), 100 * np.nan_to_num(acc), color="tab:blue")
+    pct = 100 * np.nan_to_num(acc)
+    ax.barh(range(c), pct, color="tab:blue")
     ax.set_yticks(range(c))
     ax.set_yticklabels(names)
     ax.invert_yaxis()
-    for i, a in enumerate(acc):
-        ax.text(100 * np.nan_to_num(a) + 0.5, i, "n/a" if np.isnan(a) else f"{100 * a:.1f}%", va="center", fontsize=7)
-    if np.isfinite(acc).any():
-        ax.axvline(100 * np.nanmean(acc), color="tab:orange", linestyle="--", label="mean")
-        ax.legend(fontsize=8, loc="lower right")
-    ax.set_xlim(0, 105)
+    for i, (a, p) in enumerate(zip(acc, pct)):
+        text = "n/a" if np.isnan(a) else f"{100 * a:.1f}%"
+        if p >= 20:  # inside the bar, at its base: never past the frame, never under the mean line
+            ax.text(1, i, text, va="center", ha="left", fontsize=7, color="white")
+        else:
+            ax.text(p + 1, i, text, va="center", ha="left", fontsize=7)
+    heading = title or "per-class accuracy"
+    if np.isfinite(acc).any():  # the mean goes in the title: a legend box would cover a bar
+        mean = 100 * np.nanmean(acc)
+        ax.axvline(mean, color="tab:orange", linestyle="--")
+        heading += f" (dashed: mean {mean:.1f}%)"
+    ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%)")
-    ax.set_title(title or "per-class accuracy")
-    return _save(fig, path)
+    ax.set_title(heading)
+    return fig
+
+
+def plot_per_class_accuracy(
+    accuracy: Sequence[float], class_names: Sequence[str] | None, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Horizontal bars of per-class accuracy, labelled with their values, with the mean as a dashed line."""
+    return _save(_per_class_figure(accuracy, class_names, title), path)
