@@ -454,3 +454,21 @@ def test_a_broken_off_download_leaves_nothing_and_says_so(tmp_path, monkeypatch)
         download_url("https://example.invalid/f.bin", tmp_path / "d" / "f.bin", progress=False)
     _one_line_error(info, "broke off after 0 bytes", "Connection reset by peer", str(tmp_path / "d" / "f.bin"))
     assert not (tmp_path / "d").exists()
+
+
+def test_an_archive_without_every_batch_is_refused_before_anything_is_extracted(fake_root, tmp_path, monkeypatch):
+    archive = tmp_path / "src" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(fake_root / "cifar-10-python.tar.gz") as src, tarfile.open(archive, "w:gz") as dst:
+        for member in src:
+            if not member.name.endswith("data_batch_4"):
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    monkeypatch.setattr(CIFAR10, "URL", archive.as_uri())
+    monkeypatch.setattr(CIFAR10, "MD5", _md5(archive.read_bytes()))
+    root = tmp_path / "data"
+    with pytest.raises(CIFAR10FormatError) as info:
+        CIFAR10(root, "test", download=True)
+    _one_line_error(
+        info, "cifar-10-batches-py/data_batch_4 missing inside", f"delete {root / 'cifar-10-python.tar.gz'}"
+    )
+    assert sorted(os.listdir(root)) == ["cifar-10-python.tar.gz"]  # no half-filled batches folder

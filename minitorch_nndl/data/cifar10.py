@@ -391,9 +391,11 @@ class CIFAR10(TensorDataset):
         scratch = Path(tempfile.mkdtemp(prefix=".cifar-extract-", dir=root))
         try:
             safe_extract_tar(archive, scratch)
-            if not (scratch / FOLDER / META).is_file():
+            lacking = _missing(scratch / FOLDER, ALL_FILES, reasons=False)
+            if lacking:
                 raise CIFAR10FormatError(
-                    f"{archive}: not the CIFAR-10 python archive (no {FOLDER}/{META} inside); {_fix_for(archive)}"
+                    f"{archive}: not the CIFAR-10 python archive ({', '.join(f'{FOLDER}/{n}' for n in lacking)} "
+                    f"missing inside); {_fix_for(archive)}"
                 )
             if folder is None:
                 os.replace(scratch / FOLDER, root / FOLDER)
