@@ -100,6 +100,25 @@ def stopped_and_resumed(clone: Path) -> dict[str, str]:
     return {"command": shlex.join(first), "printed": printed, "resumed_out": resumed.stdout}
 
 
+def _readme_commands(marker: str) -> list[list[str]]:
+    """The commands of the README's bash block that mentions ``marker``, without the leading python3."""
+    blocks = (REPO / "README.md").read_text(encoding="utf-8").split("```bash\n")[1:]
+    block = next(b.split("```")[0] for b in blocks if marker in b)
+    commands = [shlex.split(line) for line in block.splitlines() if line.strip()]
+    assert all(c[0] == "python3" for c in commands), block
+    return [c[1:] for c in commands]
+
+
+def test_the_readme_commands_for_trying_it_without_the_data_set(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    make_data, train = _readme_commands("write_fake_cifar10")
+    done = _run(tmp_path, make_data)  # verbatim
+    assert done.returncode == 0, done.stderr
+    done = _run(tmp_path, [*train, "--subset", "64", "--quiet"])  # verbatim, made a quick run
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy" in done.stdout and "Traceback" not in done.stderr
+
+
 def test_help_shows_how_to_start_without_the_data_set(clone: Path) -> None:
     done = _run(clone, [SCRIPT, "--help"])
     assert done.returncode == 0 and done.stderr == ""
