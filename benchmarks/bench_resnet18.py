@@ -8,11 +8,18 @@ Measures, for each batch size:
 and prints images/s for each framework and the ratio (PyTorch / ours).  PyTorch is used
 only when importable, with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
 NumPy uses its BLAS's own threads (set ``OMP_NUM_THREADS`` etc. to change them).
-With ``--device cuda`` ours runs on CuPy (our im2col kernels + cuBLAS; set ``CUPY_TF32=1``
-for TF32) and PyTorch on its own CUDA kernels (cuDNN), each timed with a device sync.
 
-    python benchmarks/bench_resnet18.py --batch-sizes 128 32 --steps 3 --warmup 1
-    CUPY_TF32=1 python benchmarks/bench_resnet18.py --device cuda --batch-sizes 256 128 --steps 20
+With ``--device cuda`` ours runs on CuPy (our im2col kernels + cuBLAS) and PyTorch on its
+own CUDA kernels (cuDNN), each timed with a device sync, and the peak GPU memory of the
+training steps is printed too (ours: what CuPy's memory pool holds; PyTorch: its peak
+reserved memory).  ``--precision fp32`` (the default) keeps every matmul and convolution
+in true float32 on both sides (PyTorch's cuDNN would otherwise use TF32 for convolutions);
+``--precision tf32`` lets both use TF32 tensor cores (``CUPY_TF32=1`` for CuPy, which
+must be set before CuPy is imported: this script sets it itself).
+
+    python3 benchmarks/bench_resnet18.py --batch-sizes 128 32 --steps 3 --warmup 1
+    python3 benchmarks/bench_resnet18.py --device cuda --batch-sizes 256 128 --steps 20
+    python3 benchmarks/bench_resnet18.py --device cuda --precision tf32 --batch-sizes 256 128
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ def _throughput(
     return batch / train, batch / evaluation
 
 
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB"
+
+
 # ------------------------------------------------------------------ minitorch_nndl
 
 
@@ -83,6 +94,16 @@ def bench_ours(batch: int, steps: int, warmup: int, device: str) -> tuple[float,
             model(x)
 
     return _throughput(model, train_step, eval_step, batch, steps, warmup, sync)
+
+
+def ours_peak_memory() -> float:
+    """Bytes CuPy's memory pool holds: it keeps every block it ever needed, so after the
+    steps this is their peak (freed blocks are reused, not returned)."""
+    return float(mt.backend.xp_for("cuda:0").get_default_memory_pool().total_bytes())
+
+
+def ours_reset_memory() -> None:
+    mt.backend.xp_for("cuda:0").get_default_memory_pool().free_all_blocks()
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -150,7 +171,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ours on CuPy, PyTorch on CUDA)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    parser.add_argument(
+        "--precision", choices=("fp32", "tf32"), default="fp32", help="GPU matmul/conv precision (default fp32)"
+    )
     args = parser.parse_args(argv)
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0:
+        raise SystemExit("error: --batch-sizes and --steps must be >= 1, --warmup >= 0")
+    if args.precision == "tf32":
+        os.environ["CUPY_TF32"] = "1"  # read by CuPy when it is imported, which has not happened yet
+    try:
+        device = mt.backend.normalize_device(args.device)
+    except (RuntimeError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    on_gpu = device != "cpu"
 
     torch = None
     if not args.no_torch:
@@ -158,11 +191,19 @@ def main(argv: list[str] | None = None) -> None:
             import torch
 
             torch.set_num_threads(os.cpu_count() or 1)
+            if on_gpu and not torch.cuda.is_available():
+                print("note: this PyTorch has no CUDA; timing ours alone")
+                torch = None
         except ImportError:
             torch = None
-    device = mt.backend.normalize_device(args.device)
+    if torch is not None and on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.benchmark = True
     info = f"ResNet18-CIFAR on {device}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     info += f", numpy {np.__version__}"
+    if on_gpu:
+        info += f", cupy {mt.backend.xp_for(device).__version__}, {args.precision}"
     if torch is not None:
         info += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     print(info)
@@ -172,13 +213,26 @@ def main(argv: list[str] | None = None) -> None:
         header += f"  {'pytorch':>10}  {'torch/ours':>10}"
     print(header)
     for batch in args.batch_sizes:
+        if on_gpu:
+            ours_reset_memory()
         ours = bench_ours(batch, args.steps, args.warmup, device)
-        ref = bench_torch(torch, batch, args.steps, args.warmup, device) if torch is not None else None
+        memory = f"peak GPU memory, train+eval at batch {batch}: ours {_gib(ours_peak_memory())}" if on_gpu else ""
+        ref = None
+        if torch is not None:
+            if on_gpu:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            ref = bench_torch(torch, batch, args.steps, args.warmup, device)
+            if on_gpu:
+                memory += f", pytorch {_gib(torch.cuda.max_memory_reserved())} reserved"
+                memory += f" ({_gib(torch.cuda.max_memory_allocated())} allocated)"
         for i, mode in enumerate(("train", "eval")):
             line = f"{batch:>5}  {mode:<5}  {ours[i]:>14.1f}"
             if ref is not None:
                 line += f"  {ref[i]:>10.1f}  {ref[i] / ours[i]:>10.2f}"
             print(line, flush=True)
+        if memory:
+            print(f"       {memory}", flush=True)
 
 
 if __name__ == "__main__":

@@ -251,3 +251,32 @@ def test_dataloader_delivers_batches_on_the_device(device, prefetch) -> None:
         assert xb.device == device and yb.device == device
         np.testing.assert_array_equal(xb.numpy(), xh.numpy())
         np.testing.assert_array_equal(yb.numpy(), yh.numpy())
+
+
+# ----------------------------------------------------------------------------- the example
+def test_the_example_trains_one_epoch_on_the_device(device, tmp_path) -> None:
+    """What a GPU user runs first: one epoch of the example, then evaluation and plots."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from minitorch_nndl.data.synthetic import write_fake_cifar10
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "resnet18_cifar10.py"
+    spec = importlib.util.spec_from_file_location("resnet18_cifar10_on_device", path)
+    example = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(example)
+    finally:
+        sys.path.remove(str(path.parent))
+    data = tmp_path / "data"
+    write_fake_cifar10(data, n_per_batch=20, archive=False, extracted=True, seed=0)
+    out = tmp_path / "run"
+    argv = ["--data-dir", str(data), "--device", device.split(":")[0], "--arch", "resnet10", "--width", "4"]
+    argv += ["--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert example.main(argv) == 0
+    ck = load_checkpoint(out / "last.npz")
+    assert ck["trainer"]["global_step"] == 5  # data_batch_1..4: 80 training images at batch 16
+    assert all(np.isfinite(w).all() for w in ck["model"].values())
+    assert (out / "test_summary.json").exists() and (out / "curves.png").exists()

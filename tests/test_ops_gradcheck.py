@@ -7,6 +7,8 @@ the profile in ``conftest.py`` makes the draws the same on every run.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -17,12 +19,30 @@ import minitorch_nndl as mt
 from minitorch_nndl.testing import check_op
 
 
+def same_layout_on(array: np.ndarray, device: str) -> object:
+    """``array`` copied to ``device`` with its strides: a transposed or sliced view stays one.
+
+    The whole buffer under the view goes to the device and the view is rebuilt there with
+    ``as_strided``, so ops see the same non-contiguous inputs as on the CPU.
+    """
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    moved = mt.tensor(array, device=device).data  # contiguous: the fallback
+    if array.flags.c_contiguous or root.dtype != array.dtype or not root.flags.c_contiguous:
+        return moved
+    offset = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    flat = mt.tensor(root.reshape(-1), device=device).data[offset // array.itemsize :]
+    strided = importlib.import_module(f"{type(flat).__module__.split('.')[0]}.lib.stride_tricks").as_strided
+    return strided(flat, shape=array.shape, strides=array.strides)
+
+
 def to_device(value: object, device: str) -> object:
-    """Tensors (also inside index tuples) moved to ``device``; their layout is kept on the CPU."""
+    """Tensors (also inside index tuples) moved to ``device``, each with its layout."""
     if device == "cpu":
         return value
     if isinstance(value, mt.Tensor):
-        return value.to(device).detach()
+        return mt.Tensor._wrap(same_layout_on(value.data, device))
     if isinstance(value, tuple):
         return tuple(to_device(v, device) for v in value)
     return value
@@ -64,3 +84,12 @@ def test_pow_gradient_is_zero_where_the_exponent_is_zero(device: str) -> None:
     b = mt.tensor([0.0, 2.0, 0.0, 2.0], device=device)
     mt.pow(a, b).sum().backward()
     np.testing.assert_array_equal(mt.backend.to_numpy(a.grad), [0.0, 0.0, 0.0, 6.0])
+
+
+def test_inputs_keep_their_layout_on_the_device(device: str) -> None:
+    """The op table's non-contiguous draws reach the device as non-contiguous arrays."""
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    for view in (base.T, base[:, ::2], base[1:3, 1:].T):
+        moved = to_device(mt.Tensor(view), device)
+        assert moved.numpy().tolist() == view.tolist()
+        assert moved.data.strides == view.strides and not moved.data.flags.c_contiguous

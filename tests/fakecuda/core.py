@@ -78,8 +78,9 @@ def counting() -> Iterator[Counter]:
 
 def _where() -> str:
     """The first stack frame outside this stand-in and NumPy: who asked for the transfer."""
+    here = str(Path(__file__).parent)
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if "fakecuda" not in frame.filename and "numpy" not in frame.filename:
+        if not frame.filename.startswith(here) and "numpy" not in frame.filename:
             return f"{Path(frame.filename).name}:{frame.lineno} {frame.line}"
     return "?"
 
