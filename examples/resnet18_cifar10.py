@@ -399,6 +399,7 @@ def resumed_config(
         if saved.get(key) != cfg[key]
     ]
     done = int(ck.get("trainer", {}).get("epoch", 0))
+    check_latest(ck, ck_path)
     if cfg["epochs"] < done:
         raise UsageError(
             f"--epochs {cfg['epochs']} is fewer than the {done} epochs this run has already trained: give "
@@ -413,6 +414,24 @@ def resumed_config(
     check_config(cfg)
     rebuild = cfg["epochs"] != saved.get("epochs") or cfg["lr"] != saved.get("lr")
     return cfg, changes, rebuild
+
+
+def check_latest(ck: dict[str, Any], ck_path: Path) -> None:
+    """Refuse to resume from a checkpoint older than the run's last.npz: it would replace the later epochs."""
+    last = ck_path.parent / "last.npz"
+    if not last.is_file() or last.resolve() == ck_path.resolve():
+        return
+    try:
+        later = load_checkpoint(last).get("trainer", {})
+    except (OSError, CheckpointError):
+        return  # a damaged last.npz holds nothing to protect
+    step = int(ck.get("trainer", {}).get("global_step", 0))
+    if int(later.get("global_step", 0)) > step:
+        raise UsageError(
+            f"{ck_path} is from step {step}, but {last} is further (step {later.get('global_step')}, "
+            f"{later.get('epoch')} epochs): resuming from {ck_path.name} would replace the later epochs. "
+            f"Resume from {last}, or evaluate {ck_path.name} with --eval-only {ck_path}"
+        )
 
 
 def eval_config(args: argparse.Namespace, ck: dict[str, Any]) -> dict[str, Any]:
@@ -877,10 +896,11 @@ def train(
     minutes = (time.perf_counter() - t0) / 60
     write_training_plots(trainer, cfg, out)
     if result.status == "interrupted":
-        print(
-            f"stopped after {minutes:.1f} min. Continue with:\n    {_command('--resume', str(out / 'last.npz'))}",
-            file=sys.stderr,
-        )
+        if result.last_checkpoint:
+            hint = f"Continue with:\n    {_command('--resume', result.last_checkpoint)}"
+        else:
+            hint = "Nothing was saved yet (no epoch and no step had completed): start the run again."
+        print(f"stopped after {minutes:.1f} min. {hint}", file=sys.stderr)
         return 130
     if result.status == "nan":
         lower = f"{cfg['lr'] / 10:g}"

@@ -146,6 +146,17 @@ def test_predict_prints_top3_matching_the_model(run: Path, data_dir: Path, tmp_p
     assert predict.main(["--checkpoint", str(run / "best.npz"), str(tmp_path / "big.png")]) == 0
 
 
+def test_predict_refuses_a_file_that_is_not_an_image(run: Path, tmp_path, capsys) -> None:
+    predict = _load("predict")
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert predict.main(["--checkpoint", str(run / "best.npz"), str(tmp_path / "notes.png")]) == 1
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert "notes.png" in err
+    assert predict.main(["--checkpoint", str(run / "best.npz")]) == 2  # the image is missing: a usage error
+    _assert_one_error_line(capsys.readouterr().err)
+
+
 def test_eval_only_writes_beside_the_runs_summary(run: Path, example, capsys) -> None:
     before = (run / "test_summary.json").read_text()
     assert example.main(["--eval-only", str(run / "best.npz")]) == 0
@@ -285,6 +296,32 @@ def test_ctrl_c_prints_one_resume_command_that_works(
     assert load_checkpoint(tmp_path / "runs/cifar10-resnet10-default/last.npz")["trainer"]["epoch"] == 2
 
 
+def test_ctrl_c_before_training_is_one_line_and_leaves_no_folder(example, data_dir, tmp_path, capsys, monkeypatch):
+    def press_ctrl_c_while_loading(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(example, "load_data", press_ctrl_c_while_loading)
+    assert example.main(["--data-dir", str(data_dir), *SMALLER, "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_resuming_from_an_older_checkpoint_is_refused(example, data_dir, tmp_path, capsys, no_plots) -> None:
+    """best.npz (or any copy) older than last.npz: resuming from it would overwrite the later epochs."""
+    out = tmp_path / "r"
+    assert example.main(["--data-dir", str(data_dir), *SMALLER, "--out", str(out), "--epochs", "1"]) == 0
+    shutil.copy(out / "last.npz", out / "epoch1.npz")
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2"]) == 0
+    later = (out / "last.npz").read_bytes()
+    capsys.readouterr()
+    assert example.main(["--resume", str(out / "epoch1.npz"), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert "would replace the later epochs" in err and f"Resume from {out / 'last.npz'}" in err
+    assert (out / "last.npz").read_bytes() == later
+
+
 def test_the_printed_command_names_the_script_as_typed_from_the_repository(example, monkeypatch) -> None:
     monkeypatch.chdir(EXAMPLES.parent)
     assert example._command("--resume", "x/last.npz") == "python3 examples/resnet18_cifar10.py --resume x/last.npz"
@@ -384,6 +421,24 @@ def test_subset_shrinks_dev_and_test_too(example, data_dir, tmp_path, capsys, no
     banner = capsys.readouterr().out
     assert "train 12, dev 12, test 12 images (--subset" in banner
     assert json.loads((out / "test_summary.json").read_text())["n_test"] == 12
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    magic = (0x08 << 8) | array.ndim  # unsigned bytes, then the number of dimensions
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_banner_says_where_the_data_came_from(example, tmp_path, capsys, no_plots) -> None:
+    root = tmp_path / "fm"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 10_040), ("t10k", 20)):  # the dev split is the last 10 000 training images
+        _write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    args = ["--dataset", "fashion-mnist", "--data-dir", str(root), *SMALLER, "--epochs", "1", "--subset", "16"]
+    assert example.main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert f"Fashion-MNIST from {root}" in capsys.readouterr().out
 
 
 def test_missing_data_names_the_folder_and_leaves_nothing(example, tmp_path, capsys) -> None:
