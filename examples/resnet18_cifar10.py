@@ -411,7 +411,11 @@ def resumed_config(
             f"the run in {ck_path.parent} has already trained all its {done} epochs: to train longer, resume with "
             f"{more}; to evaluate it, use --eval-only {ck_path}"
         )
-    check_config(cfg)
+    if cfg["schedule"] in ("cosine", "step") and cfg["warmup_epochs"] > cfg["epochs"]:
+        raise UsageError(
+            f"--epochs {cfg['epochs']} is shorter than this run's {cfg['warmup_epochs']:g} warm-up epochs: "
+            f"resume with --epochs {math.ceil(cfg['warmup_epochs'])} or more"
+        )
     rebuild = cfg["epochs"] != saved.get("epochs") or cfg["lr"] != saved.get("lr")
     return cfg, changes, rebuild
 

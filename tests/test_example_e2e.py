@@ -322,6 +322,18 @@ def test_resuming_from_an_older_checkpoint_is_refused(example, data_dir, tmp_pat
     assert (out / "last.npz").read_bytes() == later
 
 
+def test_resume_shorter_than_the_warm_up_says_what_to_give(example, data_dir, tmp_path, capsys, monkeypatch, no_plots):
+    monkeypatch.setattr(example, "Trainer", _PressCtrlC(example.Trainer))
+    out = tmp_path / "r"
+    args = ["--data-dir", str(data_dir), *SMALLER, "--out", str(out), "--epochs", "4", "--warmup-epochs", "3"]
+    assert example.main(args) == 130
+    capsys.readouterr()
+    assert example.main(["--resume", str(out / "last.npz"), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    _assert_one_error_line(err)
+    assert "shorter than this run's 3 warm-up epochs: resume with --epochs 3 or more" in err
+
+
 def test_the_printed_command_names_the_script_as_typed_from_the_repository(example, monkeypatch) -> None:
     monkeypatch.chdir(EXAMPLES.parent)
     assert example._command("--resume", "x/last.npz") == "python3 examples/resnet18_cifar10.py --resume x/last.npz"
