@@ -887,7 +887,9 @@ def train(
                 f"; the learning-rate schedule is rebuilt for lr {cfg['lr']:g} over {cfg['epochs']} epochs and "
                 f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
             )
-        cfg.setdefault("resumes", []).append({"step": trainer.global_step, "changed": notes.get("changed", "")})
+        # the record of each resume travels in config.json and in every later checkpoint
+        cfg["resumes"] = [*cfg.get("resumes", []), {"step": trainer.global_step, "changed": notes.get("changed", "")}]
+        trainer.config = dict(cfg)
     sizes = {"train": len(train_ds)}
     if dev_ds is not None:
         sizes["dev"] = len(dev_ds)

@@ -193,7 +193,10 @@ def test_resume_takes_the_saved_settings_and_names_each_change(example, data_dir
     banner = capsys.readouterr().out
     assert "with the run's saved settings" in banner
     assert f"data_dir {str(data_dir)!r} -> {str(moved)!r}" in banner and "epochs 1 -> 2" in banner
-    assert json.loads((out / "config.json").read_text())["data_dir"] == str(moved)
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_dir"] == str(moved)
+    assert load_checkpoint(out / "last.npz")["config"] == config  # the checkpoint carries the same record
+    assert [r["step"] for r in config["resumes"]] == [5] and "data_dir" in config["resumes"][0]["changed"]
     # settings that define the run cannot change on resume: the message names them and the fix
     for bad in (["--width", "16"], ["--seed", "3"], ["--out", str(tmp_path / "elsewhere")]):
         assert example.main(["--resume", str(out / "last.npz"), "--epochs", "3", *bad]) == 2
