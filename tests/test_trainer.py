@@ -239,6 +239,22 @@ def test_diverging_run_stops_at_the_nan_check_without_numpy_warnings(tmp_path, r
     assert [w for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
 
 
+def test_finite_training_losses_but_a_nan_dev_loss_stop_the_run(tmp_path, recwarn) -> None:
+    """Huge but finite weights: the training loss was fine, evaluating them overflows.  Stop, do not select them."""
+
+    def blow_up(trainer: Trainer) -> None:
+        if trainer.global_step == 10:  # the last step of epoch 2
+            trainer.model[-1].weight.data[...] = np.float32(3e38)
+
+    trainer, loader, dev = _setup(tmp_path, callbacks=[blow_up])
+    result = trainer.fit(loader, dev, epochs=4)
+    assert result.status == "nan"
+    assert "non-finite dev loss" in result.message and "after epoch 2" in result.message and "lower" in result.message
+    assert load_checkpoint(tmp_path / "last.npz")["trainer"]["epoch"] == 1  # epoch 2's weights were not saved
+    assert len(trainer.history.epochs) == 1 and result.best_epoch == 1
+    assert [w for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+
+
 def test_nan_weights_are_never_checkpointed(tmp_path) -> None:
     def poison(trainer: Trainer) -> None:
         if trainer.global_step == 3:

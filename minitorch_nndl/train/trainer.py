@@ -373,16 +373,35 @@ class Trainer:
         self._pending = []
 
     def _nan_message(self, value: float, step: int, epoch: int) -> str:
+        return (
+            f"non-finite loss ({value}) at step {step} (epoch {epoch}); training stopped, "
+            f"no checkpoint was written from the diverged weights.{self._divergence_advice()}"
+        )
+
+    def _divergence_advice(self) -> str:
         where = ""
         if self.out_dir is not None and (self.out_dir / "last.npz").exists():
             where = f" The last good checkpoint is {self.out_dir / 'last.npz'}."
         elif self.out_dir is not None:
             where = " No checkpoint had been written yet."
+        peak = max([self.lr(), *(r["lr"] for r in self.history.steps)])  # the schedule may have decayed since
         return (
-            f"non-finite loss ({value}) at step {step} (epoch {epoch}); training stopped, "
-            f"no checkpoint was written from the diverged weights.{where} The usual cause is a learning rate "
-            f"that is too high (it is {self.lr():.3g} now): try one 10x lower."
+            f"{where} The usual cause is a learning rate that is too high (the highest so far was {peak:.3g}): "
+            "try one 10x lower."
         )
+
+    def _evaluate_finite(self, name: str, loader: Any) -> dict[str, Any]:
+        """:meth:`evaluate` at the end of an epoch; a non-finite loss means diverged weights: stop, save nothing."""
+        with np.errstate(all="ignore"):  # overflowing weights end in the check below, not in warnings
+            result = self.evaluate(loader)
+        if not math.isfinite(result["loss"]):
+            raise NonFiniteLossError(
+                f"non-finite {name} loss ({result['loss']}) after epoch {self.epoch + 1}, although the training "
+                "losses were finite: the weights have diverged. Training stopped, no checkpoint was written from "
+                f"them.{self._divergence_advice()}",
+                self.global_step,
+            )
+        return result
 
     def _postfix(self) -> None:
         if self._bar is None:
@@ -567,7 +586,7 @@ class Trainer:
         improved = False
         is_last = self.epoch + 1 == epochs
         if dev_loader is not None and ((self.epoch + 1) % eval_every == 0 or is_last):
-            result = self.evaluate(dev_loader)
+            result = self._evaluate_finite("dev", dev_loader)
             for k, v in result.items():
                 if isinstance(v, (int, float)):
                     row[f"dev_{k}"] = v
@@ -577,7 +596,7 @@ class Trainer:
             improved = True  # no dev set: best.npz is the latest model
             self.best_epoch = self.epoch + 1
         for name, loader in self.monitor.items():
-            result = self.evaluate(loader)
+            result = self._evaluate_finite(name, loader)
             for k, v in result.items():
                 if isinstance(v, (int, float)):
                     row[f"{name}_{k}"] = v
