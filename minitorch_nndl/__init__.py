@@ -17,8 +17,9 @@ The public API at a glance::
 # Subpackages. `train`, `viz` and `testing` load on first use (see __getattr__ below):
 # they pull in matplotlib / hypothesis, which `import minitorch_nndl` should not pay for.
 from . import cuda, data, models, nn, optim
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import Function
 from .backend import bool_, float16, float32, float64, int32, int64, manual_seed, uint8
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .ops.elementwise import (
     abs,

@@ -24,90 +24,13 @@ is needed, records a :class:`Node` that links the output to its inputs.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import backend
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 if TYPE_CHECKING:
     from .tensor import Tensor
-
-_state = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    """True unless inside ``no_grad()`` (per thread)."""
-    return getattr(_state, "grad_enabled", True)
-
-
-def _set_mode(mode: bool) -> None:
-    _state.grad_enabled = bool(mode)
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """Sets the grad mode on ``__enter__`` and restores the previous one on ``__exit__``.
-
-    Re-entrant: the previous modes are kept on a stack, so one instance may be
-    entered recursively (a decorated recursive function) and still restore
-    correctly.
-    """
-
-    def __init__(self, mode: bool) -> None:
-        self.mode = bool(mode)
-        self._previous: list[bool] = []
-
-    def __enter__(self) -> None:
-        self._previous.append(is_grad_enabled())
-        _set_mode(self.mode)
-
-    def __exit__(self, *exc: object) -> None:
-        _set_mode(self._previous.pop())
-
-    def _recreate_cm(self) -> _GradMode:
-        # A fresh instance per decorated call: safe across threads and recursion.
-        return _GradMode(self.mode)
-
-
-class set_grad_enabled(_GradMode):  # noqa: N801  (named like a function, as in PyTorch)
-    """Switch gradient recording on or off.
-
-    Called as a function it sets the mode at once (``set_grad_enabled(False)``);
-    used as a context manager it restores the previous mode on exit::
-
-        with set_grad_enabled(training):
-            loss = model(x)
-    """
-
-    def __init__(self, mode: bool) -> None:
-        super().__init__(mode)
-        self._previous.append(is_grad_enabled())
-        _set_mode(self.mode)
-
-    def __enter__(self) -> None:
-        pass  # the mode was already set by __init__
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous:
-            _set_mode(self._previous.pop())
-
-
-def no_grad(func: Callable | None = None) -> Any:
-    """Context manager and decorator: ops inside record no graph (inference, optimizer steps).
-
-    Use as ``with no_grad():``, ``@no_grad()`` or ``@no_grad``.
-    """
-    if func is not None:
-        return _GradMode(False)(func)
-    return _GradMode(False)
-
-
-def enable_grad(func: Callable | None = None) -> Any:
-    """Context manager and decorator that turns gradient recording back on (inside ``no_grad``)."""
-    if func is not None:
-        return _GradMode(True)(func)
-    return _GradMode(True)
 
 
 class Context:
@@ -182,10 +105,11 @@ class Function:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` through graph nodes, each after all its consumers.
+    """Tensors reachable from ``root`` through graph nodes, leaves first, each before its consumers.
 
     Iterative depth-first search (an explicit stack, not recursion), so a chain of
-    100,000 ops is fine.
+    100,000 ops is fine.  The walk pops from the end: ``root`` first, every tensor
+    after all the tensors that consumed it.
     """
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -204,7 +128,6 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             for parent in node.inputs:
                 if parent is not None and parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
-    order.reverse()  # root first, leaves last
     return order
 
 
@@ -224,23 +147,29 @@ def _accumulate_into(tensor: Tensor, g: Any) -> None:
 def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into every leaf's ``.grad``.
 
-    Walks the graph once in reverse topological order: each tensor's gradient is
-    complete (all consumers have contributed, summed) before it is pushed to its
-    inputs through its Function's ``backward``.  Without ``retain_graph`` each
-    node's saved arrays are released as soon as it has been used (so memory
-    falls during the walk) together with its links to its inputs, so keeping the
-    output (``losses.append(loss)``) does not keep every activation alive; a
-    second backward through a released node is an error.  To draw the graph
-    with its gradients (``viz.draw_graph``), backward with ``retain_graph=True``.
+    Three steps: seed the output's gradient (ones for a scalar loss), walk the
+    graph once in reverse topological order, and check every gradient a
+    Function's ``backward`` returns against the input it is for.  In the walk each
+    tensor's gradient is complete (all consumers have contributed, summed) before
+    it is pushed to its inputs.  Without ``retain_graph`` each node's saved arrays
+    and its links to its inputs are released as soon as it has been used, and the
+    walk lets go of each tensor as it passes it, so activations are freed during
+    the walk (those the caller still holds, such as the loss, stay); a second
+    backward through a released node is an error.  To draw the graph with its
+    gradients (``viz.draw_graph``), backward with ``retain_graph=True``.
     """
-    from .tensor import Tensor  # noqa: PLC0415
+    seed = _seed_gradient(root, grad)
+    with no_grad(), backend.device_context(root.device):
+        _walk(root, seed, retain_graph)
 
+
+def _seed_gradient(root: Tensor, grad: Any) -> Any:
+    """d(root)/d(root): ones for a scalar, else the ``grad`` given (checked, on root's device)."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no graph "
             "(was it computed under no_grad(), or from tensors without requires_grad=True?)"
         )
-    xp = root.xp
     if grad is None:
         if root.data.size != 1:
             raise RuntimeError(
@@ -248,59 +177,84 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 f"but the output has shape {tuple(root.shape)}; pass grad= (e.g. ones_like)"
             )
         with backend.device_context(root.device):
-            grad = xp.ones_like(root.data)
-    else:
-        if isinstance(grad, Tensor):
-            if grad.device != root.device:
-                raise RuntimeError(f"backward: grad is on {grad.device} but the output is on {root.device}")
-            grad = grad.data
-        grad = backend.asarray(grad, dtype=root.dtype, device=root.device)
-        if tuple(grad.shape) != tuple(root.shape):
-            raise ValueError(
-                f"backward: grad shape {tuple(grad.shape)} does not match output shape {tuple(root.shape)}"
-            )
+            return root.xp.ones_like(root.data)
+    from .tensor import Tensor  # noqa: PLC0415  (tensor imports autograd)
 
-    grads: dict[int, Any] = {id(root): grad}
-    with no_grad(), backend.device_context(root.device):
-        for tensor in _topological_order(root):
-            g = grads.pop(id(tensor), None)
-            if g is None:
+    if isinstance(grad, Tensor):
+        if grad.device != root.device:
+            raise RuntimeError(f"backward: grad is on {grad.device} but the output is on {root.device}")
+        grad = grad.data
+    grad = backend.asarray(grad, dtype=root.dtype, device=root.device)
+    if tuple(grad.shape) != tuple(root.shape):
+        raise ValueError(f"backward: grad shape {tuple(grad.shape)} does not match output shape {tuple(root.shape)}")
+    return grad
+
+
+def _walk(root: Tensor, seed: Any, retain_graph: bool) -> None:
+    """The chain rule, node by node, from ``root`` back to the leaves."""
+    grads: dict[int, Any] = {id(root): seed}
+    pending = _topological_order(root)
+    while pending:
+        tensor = pending.pop()  # the walk holds it no longer
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        node = tensor._node
+        if node is None or tensor._retains_grad:
+            _accumulate_into(tensor, g)
+        if node is None:
+            continue
+        with backend.device_context(tensor.device):
+            input_grads = _run_backward(node, g)
+        for parent, pg in zip(node.inputs, input_grads):
+            if parent is None or pg is None or not parent.requires_grad:
                 continue
-            node = tensor._node
-            if node is None or tensor._retains_grad:
-                _accumulate_into(tensor, g)
-            if node is None:
-                continue
-            if node.freed:
-                raise RuntimeError(
-                    f"backward: trying to backward through the graph a second time (at {node.name}); "
-                    "its saved arrays were freed. Call backward(retain_graph=True) the first time "
-                    "if you need to backward twice."
-                )
-            with backend.device_context(tensor.device):
-                input_grads = node.function.backward(node.ctx, g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) < len(node.inputs) and any(p is not None for p in node.inputs[len(input_grads) :]):
-                raise RuntimeError(
-                    f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
-                )
-            for parent, pg in zip(node.inputs, input_grads):
-                if parent is None or pg is None or not parent.requires_grad:
-                    continue
-                if tuple(pg.shape) != tuple(parent.shape):
-                    raise RuntimeError(
-                        f"{node.name}.backward returned a gradient of shape {tuple(pg.shape)} "
-                        f"for an input of shape {tuple(parent.shape)}"
-                    )
-                if pg.dtype != parent.dtype:  # the dtype discipline: no silent float64 in backward
-                    raise TypeError(
-                        f"{node.name}.backward returned a {pg.dtype} gradient for a {parent.dtype} input; "
-                        "a backward must return gradients in its input's dtype"
-                    )
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
-            if not retain_graph:  # release saved arrays and input links, as PyTorch does
-                node.ctx = Context()
-                node.inputs = (None,) * len(node.inputs)
-                node.freed = True
+            _check_gradient(node, parent, pg)
+            key = id(parent)
+            grads[key] = pg if key not in grads else grads[key] + pg
+        if not retain_graph:  # release saved arrays and input links, as PyTorch does
+            node.ctx = Context()
+            node.inputs = (None,) * len(node.inputs)
+            node.freed = True
+
+
+def _run_backward(node: Node, g: Any) -> tuple:
+    """``node``'s Function.backward, with one gradient (or None) per input."""
+    if node.freed:
+        raise RuntimeError(
+            f"backward: trying to backward through the graph a second time (at {node.name}); "
+            "its saved arrays were freed. Call backward(retain_graph=True) the first time "
+            "if you need to backward twice."
+        )
+    input_grads = node.function.backward(node.ctx, g)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) < len(node.inputs) and any(p is not None for p in node.inputs[len(input_grads) :]):
+        raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs")
+    return input_grads
+
+
+def _check_gradient(node: Node, parent: Tensor, pg: Any) -> None:
+    """The contract of a backward: each gradient has its input's shape and dtype."""
+    if tuple(pg.shape) != tuple(parent.shape):
+        raise RuntimeError(
+            f"{node.name}.backward returned a gradient of shape {tuple(pg.shape)} "
+            f"for an input of shape {tuple(parent.shape)}"
+        )
+    if pg.dtype != parent.dtype:  # the dtype discipline: no silent float64 in backward
+        raise TypeError(
+            f"{node.name}.backward returned a {pg.dtype} gradient for a {parent.dtype} input; "
+            "a backward must return gradients in its input's dtype"
+        )
+
+
+__all__ = [
+    "Context",
+    "Function",
+    "Node",
+    "backward",
+    "enable_grad",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
+]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .autograd import no_grad
+from .grad_mode import no_grad
 from .tensor import Tensor
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from . import backend
 from ._aliases import accepts_torch_names
 from .autograd import backward as _backward
-from .autograd import is_grad_enabled
+from .grad_mode import is_grad_enabled
 
 Shape = tuple[int, ...]
 
@@ -66,13 +66,17 @@ class Tensor:
         if isinstance(data, (list, tuple)) and any(backend.is_cuda_array(e) for e in data):
             data = _stack_device_elements(data)
         target = backend.normalize_device(device) if device is not None else backend.device_of(data)
-        self.data = backend.asarray(data, dtype=_infer_dtype(data, dtype), device=target)
-        self.grad: Any = None
-        self._node: Any = None
-        self._retains_grad = False
-        self.requires_grad = False
+        self._set_fields(backend.asarray(data, dtype=_infer_dtype(data, dtype), device=target))
         if requires_grad:
             self.requires_grad_(True)
+
+    def _set_fields(self, array: Any, requires_grad: bool = False) -> None:
+        """Every field a Tensor has, set in this one place (``__init__``, ``_wrap``, ``Parameter``)."""
+        self.data = array
+        self.grad: Any = None  # d(root)/d(self) after backward: an array like ``data``
+        self._node: Any = None  # the graph node that produced this tensor (None for a leaf)
+        self._retains_grad = False
+        self.requires_grad = requires_grad
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
@@ -84,11 +88,7 @@ class Tensor:
         if isinstance(array, backend.np.generic):
             array = backend.np.asarray(array)
         t = cls.__new__(cls)
-        t.data = array
-        t.grad = None
-        t._node = None
-        t._retains_grad = False
-        t.requires_grad = requires_grad
+        t._set_fields(array, requires_grad)
         return t
 
     # ---------------------------------------------------------------- properties
@@ -168,15 +168,13 @@ class Tensor:
 
     def to(self, device: Any = None, dtype: Any = None) -> Tensor:
         """This tensor on another device and/or with another dtype (differentiable)."""
-        from .ops import elementwise  # noqa: PLC0415
-
         out = self
         if device is not None:
             device = backend.normalize_device(device)
             if device != self.device:
-                out = elementwise.ToDevice.apply(out, device=device)
+                out = _ew.ToDevice.apply(out, device=device)
         if dtype is not None and backend.as_dtype(dtype) != out.dtype:
-            out = elementwise.Cast.apply(out, dtype=backend.as_dtype(dtype))
+            out = _ew.Cast.apply(out, dtype=backend.as_dtype(dtype))
         return out
 
     def cpu(self) -> Tensor:
@@ -319,7 +317,7 @@ class Tensor:
         elif not isinstance(value, (numbers.Number, backend.np.generic)):
             # host data (a list, a NumPy array): CuPy assigns only device arrays, so move it first
             value = backend.asarray(value, dtype=self.dtype, device=self.device)
-        self.data[_shape._convert_index(index, self)] = value
+        self.data[_shape.convert_index(index, self)] = value
 
     # comparisons give non-differentiable boolean tensors
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]

@@ -432,3 +432,41 @@ def test_keeping_the_loss_after_backward_does_not_keep_activations_alive() -> No
     gc.collect()
     assert probe() is None
     assert loss.grad_fn == "Sum"  # the output still says where it came from
+
+
+def test_the_walk_frees_activations_as_it_passes_them() -> None:
+    """Once the walk has pushed a tensor's adjoint to its inputs, nothing of the engine holds
+    that tensor any more: an activation the caller does not hold is freed before the walk ends."""
+    import weakref
+
+    from minitorch_nndl.autograd import Function
+
+    seen: dict[str, bool] = {}
+    refs: dict[str, weakref.ref] = {}
+
+    class Probe(mt.autograd.Function):
+        """Identity whose backward records whether the later activation is gone."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen["later activation freed"] = refs["h2"]() is None
+            return grad
+
+    assert issubclass(Probe, Function)
+    x = mt.randn(3, 4, requires_grad=True)
+
+    def build() -> mt.Tensor:
+        h1 = Probe.apply(x)
+        h2 = (h1 * 2.0).relu()
+        refs["h2"] = weakref.ref(h2)
+        return (h2 * 3.0).sum()
+
+    loss = build()
+    assert refs["h2"]() is not None  # alive before backward: the graph holds it
+    loss.backward()
+    assert seen == {"later activation freed": True}
+    assert x.grad is not None

@@ -24,6 +24,7 @@ OUT = DOCS / "12-api-reference.md"
 MODULES = [
     "minitorch_nndl",
     "minitorch_nndl.autograd",
+    "minitorch_nndl.grad_mode",
     "minitorch_nndl.backend",
     "minitorch_nndl.cuda",
     "minitorch_nndl.gradcheck",
@@ -37,6 +38,7 @@ MODULES = [
     "minitorch_nndl.ops.loss",
     "minitorch_nndl.ops.dropout",
     "minitorch_nndl.ops._util",
+    "minitorch_nndl.ops.validate",
     "minitorch_nndl.kernels",
     "minitorch_nndl.nn",
     "minitorch_nndl.nn.functional",

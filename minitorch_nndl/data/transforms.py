@@ -36,6 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend
+from ..ops.validate import pair
 
 __all__ = [
     "Compose",
@@ -93,14 +94,6 @@ def images_to_float(x: Any) -> Any:
     if x.ndim == 4:
         x = xp.ascontiguousarray(x.transpose(0, 3, 1, 2))
     return xp.multiply(x, xp.float32(1.0 / 255.0), dtype=xp.float32)
-
-
-def _pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    if len(v) != 2:
-        raise ValueError(f"{name}: expected an int or a pair (h, w), got {v!r}")
-    return int(v[0]), int(v[1])
 
 
 class Transform:
@@ -230,7 +223,7 @@ class RandomCrop(Transform):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
-        self.size = _pair(size, "RandomCrop")
+        self.size = pair(size, "size", "RandomCrop", minimum=1)
         if padding < 0:
             raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
         if padding_mode not in ("constant", "reflect"):

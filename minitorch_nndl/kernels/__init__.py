@@ -2,7 +2,7 @@
 
 :func:`im2col` and :func:`col2im` dispatch on the array: NumPy arrays (and
 CuPy arrays when ``USE_CUDA_RAWKERNELS`` is False, or for dtypes without a
-kernel) use the array-expression versions in :mod:`.im2col`, which run on
+kernel) use the array-expression versions in :mod:`.arrays`, which run on
 either backend; CuPy float32/float64 arrays use the hand-written CUDA kernels
 in :mod:`.cuda`.  Set the environment variable ``MINITORCH_CUDA_RAWKERNELS=0``
 (or the module flag) to force the array-expression path on the GPU.
@@ -14,8 +14,9 @@ import os
 from typing import Any
 
 from .. import backend
-from . import im2col as generic
-from .im2col import conv_output_size, pad_spatial, window_slice
+from . import arrays as generic
+from . import cuda
+from .arrays import conv_output_size, pad_spatial, window_slice
 
 USE_CUDA_RAWKERNELS: bool = os.environ.get("MINITORCH_CUDA_RAWKERNELS", "1") != "0"
 
@@ -25,16 +26,12 @@ Pair = tuple[int, int]
 def _use_rawkernel(array: Any) -> bool:
     if not (USE_CUDA_RAWKERNELS and backend.is_cuda_array(array)):
         return False
-    from . import cuda
-
     return cuda.available_for(array.dtype)
 
 
 def im2col(x: Any, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1)) -> Any:
-    """Columns (C*KH*KW, N*OH*OW) of ``x`` (N, C, H, W); see :mod:`minitorch_nndl.kernels.im2col`."""
+    """Columns (C*KH*KW, N*OH*OW) of ``x`` (N, C, H, W); see :mod:`minitorch_nndl.kernels.arrays`."""
     if _use_rawkernel(x):
-        from . import cuda
-
         return cuda.im2col(x, kernel_size, stride, padding, dilation)
     return generic.im2col(x, kernel_size, stride, padding, dilation)
 
@@ -49,8 +46,6 @@ def col2im(
 ) -> Any:
     """The adjoint of :func:`im2col`: columns scatter-added back into an (N, C, H, W) array."""
     if _use_rawkernel(cols):
-        from . import cuda
-
         return cuda.col2im(cols, x_shape, kernel_size, stride, padding, dilation)
     return generic.col2im(cols, x_shape, kernel_size, stride, padding, dilation)
 

@@ -10,7 +10,7 @@ same address and no atomics are needed:
   offset (kh, kw), the output position (oh, ow) with
   ``oh*sh - ph + kh*dh == h`` (and the same for w), when it exists.
 
-The layouts are exactly those of :mod:`minitorch_nndl.kernels.im2col`: columns
+The layouts are exactly those of :mod:`minitorch_nndl.kernels.arrays`: columns
 (C*KH*KW, N*OH*OW) with rows (c, kh, kw) and columns (n, oh, ow).  Kernels are
 compiled lazily, once per dtype (float32, float64), the first time they are
 needed, and checked once against the array-expression versions; on any failure
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from .im2col import col2im as _col2im_reference
-from .im2col import conv_output_size
-from .im2col import im2col as _im2col_reference
+from .arrays import col2im as _col2im_reference
+from .arrays import conv_output_size
+from .arrays import im2col as _im2col_reference
 
 Pair = tuple[int, int]
 
@@ -122,7 +122,7 @@ def _dims(x_shape: tuple[int, ...], kernel_size: Pair, stride: Pair, padding: Pa
 
 
 def im2col(x: Any, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1)) -> Any:
-    """CuPy-only im2col; same result and layout as :func:`minitorch_nndl.kernels.im2col.im2col`."""
+    """CuPy-only im2col; same result and layout as :func:`minitorch_nndl.kernels.arrays.im2col`."""
     cp = backend.xp_of(x)
     dims = _dims(x.shape, kernel_size, stride, padding, dilation)
     N, C, _, _, KH, KW, OH, OW = dims[:8]

@@ -24,14 +24,9 @@ from ..nn import init
 from ..tensor import Tensor
 
 
-def conv3x3(
-    in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1, **factory: Any
-) -> nn.Conv2d:
-    """3x3 convolution with padding, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(
-        in_planes, out_planes, 3, stride=stride, padding=dilation, groups=groups, bias=False, dilation=dilation,
-        **factory,
-    )  # fmt: skip
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, **factory: Any) -> nn.Conv2d:
+    """3x3 convolution with padding 1, no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False, **factory)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1, **factory: Any) -> nn.Conv2d:
@@ -52,15 +47,12 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         groups: int = 1,
         base_width: int = 64,
-        dilation: int = 1,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError("BasicBlock only supports groups=1 and base_width=64")
-        if dilation > 1:
-            raise NotImplementedError("dilation > 1 is not supported in BasicBlock")
         factory = {"device": device, "dtype": dtype}
         self.conv1 = conv3x3(inplanes, planes, stride, **factory)
         self.bn1 = nn.BatchNorm2d(planes, **factory)
@@ -68,7 +60,6 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes, **factory)
         self.bn2 = nn.BatchNorm2d(planes, **factory)
         self.downsample = downsample
-        self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
@@ -93,7 +84,6 @@ class Bottleneck(nn.Module):
         downsample: nn.Module | None = None,
         groups: int = 1,
         base_width: int = 64,
-        dilation: int = 1,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
@@ -102,13 +92,12 @@ class Bottleneck(nn.Module):
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = conv1x1(inplanes, width, **factory)
         self.bn1 = nn.BatchNorm2d(width, **factory)
-        self.conv2 = conv3x3(width, width, stride, groups, dilation, **factory)
+        self.conv2 = conv3x3(width, width, stride, groups, **factory)
         self.bn2 = nn.BatchNorm2d(width, **factory)
         self.conv3 = conv1x1(width, planes * self.expansion, **factory)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion, **factory)
         self.relu = nn.ReLU()
         self.downsample = downsample
-        self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
@@ -154,7 +143,6 @@ class ResNet(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self._factory = factory
         self.inplanes = width
-        self.dilation = 1
         self.groups = groups
         self.base_width = width_per_group
         self.stem = stem
@@ -195,15 +183,10 @@ class ResNet(nn.Module):
                 conv1x1(self.inplanes, planes * block.expansion, stride, **factory),
                 nn.BatchNorm2d(planes * block.expansion, **factory),
             )
-        layers = [
-            block(self.inplanes, planes, stride, downsample, self.groups, self.base_width, self.dilation, **factory)
-        ]
+        shape = {"groups": self.groups, "base_width": self.base_width, **factory}
+        layers = [block(self.inplanes, planes, stride, downsample, **shape)]
         self.inplanes = planes * block.expansion
-        for _ in range(1, blocks):
-            layers.append(
-                block(self.inplanes, planes, groups=self.groups, base_width=self.base_width, dilation=self.dilation,
-                      **factory)
-            )  # fmt: skip
+        layers += [block(self.inplanes, planes, **shape) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import nn
-from ..autograd import no_grad
+from ..grad_mode import no_grad
 from ..tensor import zeros
 
 

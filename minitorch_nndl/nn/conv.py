@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from .. import backend
+from ..ops.validate import float_dtype, pair
 from ..tensor import Tensor, empty
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from . import init
-from ._utils import float_dtype, pair
 from .module import Module
 from .parameter import Parameter
 
@@ -51,10 +51,10 @@ class Conv2d(Module):
         device = backend.normalize_device(device)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = pair(kernel_size, "Conv2d kernel_size")
-        self.stride = pair(stride, "Conv2d stride")
-        self.padding = pair(padding, "Conv2d padding")
-        self.dilation = pair(dilation, "Conv2d dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d", minimum=1)
+        self.stride = pair(stride, "stride", "Conv2d", minimum=1)
+        self.padding = pair(padding, "padding", "Conv2d", minimum=0)
+        self.dilation = pair(dilation, "dilation", "Conv2d", minimum=1)
         self.groups = groups
         kh, kw = self.kernel_size
         self.weight = Parameter(empty(out_channels, in_channels // groups, kh, kw, dtype=dtype, device=device))

@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from .. import backend
-from ..autograd import no_grad
+from ..grad_mode import no_grad
 from ..tensor import Tensor
 
 

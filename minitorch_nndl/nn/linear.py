@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from .. import backend
+from ..ops.validate import float_dtype
 from ..tensor import Tensor, empty
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from . import init
-from ._utils import float_dtype
 from .module import Module
 from .parameter import Parameter
 

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
+from ..ops import validate
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from .module import Module
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(name: str, reduction: str) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
 
 
 class CrossEntropyLoss(Module):
@@ -24,10 +17,8 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        self.reduction = validate.reduction(reduction, "CrossEntropyLoss")
+        self.label_smoothing = validate.label_smoothing(label_smoothing, "CrossEntropyLoss")
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
@@ -41,7 +32,7 @@ class NLLLoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction("NLLLoss", reduction)
+        self.reduction = validate.reduction(reduction, "NLLLoss")
 
     def forward(self, log_probs: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(log_probs, target, reduction=self.reduction)
@@ -55,7 +46,7 @@ class MSELoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction("MSELoss", reduction)
+        self.reduction = validate.reduction(reduction, "MSELoss")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.mse_loss(input, target, reduction=self.reduction)

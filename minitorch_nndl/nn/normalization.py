@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend
+from ..ops.validate import float_dtype
 from ..tensor import Tensor, ones, zeros
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from . import init
-from ._utils import float_dtype
 from .module import Module
 from .parameter import Parameter
 
@@ -92,9 +92,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / self.num_batches_tracked.item()  # host sync (see the class docstring)
-        # batch statistics in training mode, and always when there are no running statistics
-        use_batch_stats = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
+        track = not self.training or self.track_running_stats  # without running statistics: batch ones
         squeeze = x.ndim == 3  # (N, C, L) -> (N, C, L, 1) for the op
         if squeeze:
             x = x.reshape(*x.shape, 1)
@@ -104,7 +102,7 @@ class _BatchNorm(Module):
             self.running_var if track else None,
             self.weight,
             self.bias,
-            use_batch_stats,
+            training=self.training,
             momentum=factor,
             eps=self.eps,
         )

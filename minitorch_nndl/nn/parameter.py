@@ -31,11 +31,7 @@ class Parameter(Tensor):
             data = []
         if isinstance(data, Tensor) and dtype is None and device is None:
             # share the array: Parameter(t) is a new leaf over t's storage
-            self.data = data.data
-            self.grad = None
-            self._node = None
-            self._retains_grad = False
-            self.requires_grad = False
+            self._set_fields(data.data)
             if requires_grad:
                 self.requires_grad_(True)
             return

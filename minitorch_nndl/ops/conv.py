@@ -18,29 +18,23 @@ GEMM becomes one batched matmul over the groups.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import backend, kernels
 from ..autograd import Context, Function
 from ..tensor import Tensor
+from .validate import Pair, pair
 
-Pair = tuple[int, int]
 
+class ConvGeometry(NamedTuple):
+    """What the backward needs to know about the forward's shapes."""
 
-def _pair(value: Any, name: str, op: str, minimum: int) -> Pair:
-    """An int or a pair of ints as a pair, checked to be >= ``minimum``."""
-    if isinstance(value, int):
-        pair = (value, value)
-    else:
-        try:
-            pair = tuple(int(v) for v in value)
-        except TypeError:
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-        if len(pair) != 2:
-            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return pair  # type: ignore[return-value]
+    x_shape: tuple[int, int, int, int]
+    kernel_size: Pair
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
 
 
 class Conv2d(Function):
@@ -70,7 +64,7 @@ class Conv2d(Function):
         if needs:
             # cols is only needed for dW; without it the backward keeps just the (small) weight.
             ctx.save_for_backward(cols if needs[1] else None, weight)
-            ctx.geometry = (x.shape, (KH, KW), stride, padding, dilation, G)
+            ctx.geometry = ConvGeometry(x.shape, (KH, KW), stride, padding, dilation, G)
         if bias is None:
             return xp.ascontiguousarray(out)
         # one pass makes the result contiguous and adds the bias
@@ -83,7 +77,7 @@ class Conv2d(Function):
         xp = backend.xp_of(grad)
         N, C_out, OH, OW = grad.shape
         needs = ctx.needs_input_grad
-        db = grad.sum(axis=(0, 2, 3)) if len(needs) > 2 and needs[2] else None
+        db = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         if not (needs[0] or needs[1]):
             return None, None, db
         # dY as a (C_out, N*OH*OW) matrix: the same layout as the forward product.
@@ -129,9 +123,9 @@ def conv2d(
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D weight (C_out, C_in/groups, KH, KW), got shape {weight.shape}")
-    stride = _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op, 0)
-    dilation = _pair(dilation, "dilation", op, 1)
+    stride = pair(stride, "stride", op, minimum=1)
+    padding = pair(padding, "padding", op, minimum=0)
+    dilation = pair(dilation, "dilation", op, minimum=1)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     N, C, H, W = x.shape

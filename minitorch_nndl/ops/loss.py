@@ -22,12 +22,12 @@ from typing import Any
 from .. import backend
 from ..autograd import Context, Function
 from ..tensor import Tensor
+from . import validate
 from ._util import coerce_pair
 
-_REDUCTIONS = ("mean", "sum", "none")
 
-
-def _reduce(losses: Any, reduction: str) -> Any:
+def apply_reduction(losses: Any, reduction: str) -> Any:
+    """``losses`` (an array or a Tensor) averaged, summed, or kept per sample."""
     if reduction == "mean":
         return losses.mean()
     if reduction == "sum":
@@ -93,11 +93,6 @@ def _check_input(op: str, x: Any, name: str) -> None:
         raise TypeError(f"{op}: {name} must be floating point, got dtype {x.dtype}")
 
 
-def _check_reduction(op: str, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
 class CrossEntropy(Function):
     """loss_n = logsumexp(z_n) - sum_c q_nc z_nc  with q = (1-eps) onehot(y) + eps/C;
     dloss_n/dz_n = softmax(z_n) - q_n  (then scaled by 1/N for the mean)."""
@@ -122,7 +117,7 @@ class CrossEntropy(Function):
             exp /= sum_exp  # softmax, computed in place
             ctx.save_for_backward(exp, target)
             ctx.reduction, ctx.eps = reduction, eps
-        return _reduce(losses, reduction)
+        return apply_reduction(losses, reduction)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -149,7 +144,7 @@ class NLLLoss(Function):
             losses = _nan_where_out_of_range(losses, target, log_probs.shape[1])
         ctx.save_for_backward(target)
         ctx.shape, ctx.reduction = log_probs.shape, reduction
-        return _reduce(losses, reduction)
+        return apply_reduction(losses, reduction)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -176,9 +171,8 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", label_sm
     """
     op = "cross_entropy"
     _check_input(op, logits, "logits")
-    _check_reduction(op, reduction)
-    if not 0.0 <= float(label_smoothing) <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    validate.reduction(reduction, op)
+    label_smoothing = validate.label_smoothing(label_smoothing, op)
     N, C = logits.shape
     target = _check_target(op, target, N, C, logits.device)
     return CrossEntropy.apply(logits, target, reduction, float(label_smoothing))
@@ -191,7 +185,7 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """
     op = "nll_loss"
     _check_input(op, log_probs, "log_probs")
-    _check_reduction(op, reduction)
+    validate.reduction(reduction, op)
     N, C = log_probs.shape
     target = _check_target(op, target, N, C, log_probs.device)
     return NLLLoss.apply(log_probs, target, reduction)
@@ -203,16 +197,11 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # 
     Composed from differentiable primitives, so ``target`` may require grad too.
     """
     op = "mse_loss"
-    _check_reduction(op, reduction)
+    validate.reduction(reduction, op)
     input, target = coerce_pair(input, target, op)
     if input.shape != target.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
     if not backend.is_floating(input.dtype):
         raise TypeError(f"{op}: expected floating-point tensors, got dtype {input.dtype}")
     diff = input - target
-    squared = diff * diff
-    if reduction == "mean":
-        return squared.mean()
-    if reduction == "sum":
-        return squared.sum()
-    return squared
+    return apply_reduction(diff * diff, reduction)

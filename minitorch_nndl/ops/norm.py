@@ -102,7 +102,7 @@ class BatchNorm(Function):
                 dx = grad * scale.reshape(shape)
         if weight is not None and needs[1]:
             dweight = grad_xhat_sum
-        if len(needs) > 2 and needs[2]:
+        if needs[2]:
             dbias = grad_sum
         return dx, dweight, dbias, None, None
 

@@ -9,7 +9,7 @@ operations (no loop over pixels).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,9 +17,18 @@ from .. import backend
 from ..autograd import Context, Function
 from ..kernels import conv_output_size, pad_spatial, window_slice
 from ..tensor import Tensor
-from .conv import _pair
+from .validate import Pair, pair
 
-Pair = tuple[int, int]
+
+class PoolGeometry(NamedTuple):
+    """What a pool's backward needs to know about the forward's shapes."""
+
+    x_shape: tuple[int, ...]
+    pad_shape: tuple[int, ...]
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    out_hw: Pair
 
 
 def _offsets(kernel: Pair) -> list[tuple[int, int]]:
@@ -62,7 +71,7 @@ class MaxPool2d(Function):
             xp.maximum(out, candidate, out=out)
         if ctx.needs_input_grad:
             ctx.save_for_backward(argmax)
-            ctx.geometry = (x.shape, xpad.shape, kernel, stride, padding, out_hw)
+            ctx.geometry = PoolGeometry(x.shape, xpad.shape, kernel, stride, padding, out_hw)
         return out
 
     @staticmethod
@@ -90,7 +99,7 @@ class AvgPool2d(Function):
         for kh, kw in offsets[1:]:
             out += _window(xpad, kh, kw, stride, out_hw)
         out /= x.dtype.type(len(offsets))
-        ctx.geometry = (x.shape, xpad.shape, kernel, stride, padding, out_hw)
+        ctx.geometry = PoolGeometry(x.shape, xpad.shape, kernel, stride, padding, out_hw)
         return out
 
     @staticmethod
@@ -158,9 +167,9 @@ def _check_image_batch(op: str, x: Any) -> None:
 
 def _pool_args(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair, Pair]:
     _check_image_batch(op, x)
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
-    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op, 0)
+    kernel = pair(kernel_size, "kernel_size", op, minimum=1)
+    stride = kernel if stride is None else pair(stride, "stride", op, minimum=1)
+    padding = pair(padding, "padding", op, minimum=0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
     H, W = x.shape[2], x.shape[3]
@@ -193,7 +202,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | Pair) -> Tensor:
     axis) averages input positions floor(i*H/OH) .. ceil((i+1)*H/OH) - 1, as PyTorch does."""
     op = "adaptive_avg_pool2d"
     _check_image_batch(op, x)
-    out_hw = _pair(output_size, "output_size", op, 1)
+    out_hw = pair(output_size, "output_size", op, minimum=1)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{op}: input shape {x.shape} has an empty spatial dimension")
     return AdaptiveAvgPool2d.apply(x, out_hw)

@@ -149,10 +149,10 @@ def _picks_each_once(index: Any) -> bool:
     )
 
 
-def _convert_index(index: Any, x: Tensor) -> Any:
+def convert_index(index: Any, x: Tensor) -> Any:
     """Tensors and lists inside an index become arrays on ``x``'s device; checks their dtype."""
     if isinstance(index, tuple):
-        return tuple(_convert_index(i, x) for i in index)
+        return tuple(convert_index(i, x) for i in index)
     if isinstance(index, Tensor):
         if index.device != x.device:
             raise RuntimeError(f"getitem: index is on {index.device} but the tensor is on {x.device}")
@@ -277,7 +277,7 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     An out-of-range integer array raises IndexError on the CPU; on a GPU it wraps
     around (CuPy's rule: checking would need a host sync), so check such indices yourself.
     """
-    return GetItem.apply(x, _convert_index(index, x))
+    return GetItem.apply(x, convert_index(index, x))
 
 
 def _common_dtype(tensors: list[Tensor], op: str) -> list[Tensor]:

@@ -28,7 +28,9 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..tensor import Tensor
 from .optimizer import Optimizer
+from .sgd import SGD
 
 __all__ = [
     "CosineAnnealingLR",
@@ -393,9 +395,6 @@ def lr_sequence(
     >>> [round(r[0], 3) for r in rows]
     [1.0, 1.0, 0.5, 0.5, 0.25]
     """
-    from ..tensor import Tensor
-    from .sgd import SGD
-
     params = [{"params": [Tensor([0.0], requires_grad=True)]} for _ in range(groups)]
     scheduler = make_scheduler(SGD(params, lr=lr))
     rows = [scheduler.get_last_lr()]

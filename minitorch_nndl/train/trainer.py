@@ -70,7 +70,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import no_grad
+from ..grad_mode import no_grad
 from ..tensor import Tensor
 from .checkpoint import load_checkpoint, restore_model, restore_optimizer, restore_scheduler, save_checkpoint
 from .history import History
