@@ -150,3 +150,79 @@ def test_the_system_copy_is_used_only_when_asked_and_then_it_says_so(tmp_path, m
     )
     assert ds.source_note in caplog.text and "system" in repr(ds)
     assert FashionMNIST(None, "test").from_system_copy
+
+
+def _server(tmp_path: Path, monkeypatch) -> dict[str, str]:
+    """A folder of small .gz files served as file:// URLs in place of the official site; returns their MD5s."""
+    from minitorch_nndl.data import md5_file
+    from minitorch_nndl.data.fashion_mnist import ALL_FILES
+
+    (tmp_path / "site").mkdir()
+    site = _small_root(tmp_path / "site")
+    digests = {stem: md5_file(site / f"{stem}.gz") for stem in ALL_FILES}
+    monkeypatch.setattr(FashionMNIST, "URL", site.as_uri() + "/")
+    monkeypatch.setattr(FashionMNIST, "MD5", digests)
+    monkeypatch.setattr("minitorch_nndl.data.fashion_mnist.DEBIAN_ROOT", tmp_path / "no-system-copy")
+    return digests
+
+
+def test_the_official_md5s_are_the_readmes():
+    assert FashionMNIST.MD5 == {
+        "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
+    assert FashionMNIST.URL.endswith("/")
+
+
+def test_download_fetches_verifies_and_keeps_what_is_there(tmp_path, monkeypatch):
+    _server(tmp_path, monkeypatch)
+    data = tmp_path / "data"
+    ds = FashionMNIST(data, "test", download=True)
+    assert ds.source == data / "fashion-mnist" and len(ds) == 12
+    names = sorted(p.name for p in (data / "fashion-mnist").iterdir())
+    assert names == sorted(f"{stem}.gz" for stem in FashionMNIST.MD5)  # all four, no temporary file left
+    # an incomplete folder gets only the missing file; the others are not fetched again
+    (data / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    kept = data / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+    kept.write_bytes(kept.read_bytes())  # same bytes, new inode: a re-download would replace it
+    inode = kept.stat().st_ino
+    assert len(FashionMNIST(data, "test", download=True)) == 12
+    assert kept.stat().st_ino == inode and (data / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def test_a_download_with_the_wrong_md5_leaves_nothing(tmp_path, monkeypatch):
+    from minitorch_nndl.data import ChecksumError
+
+    digests = _server(tmp_path, monkeypatch)
+    monkeypatch.setattr(FashionMNIST, "MD5", {**digests, "t10k-images-idx3-ubyte": "0" * 32})
+    with pytest.raises(ChecksumError, match="MD5 mismatch"):
+        FashionMNIST(tmp_path / "data", "test", download=True)
+    assert "t10k-images-idx3-ubyte.gz" not in [p.name for p in (tmp_path / "data" / "fashion-mnist").iterdir()]
+
+
+def test_download_uses_a_folder_or_system_copy_that_has_everything(tmp_path, monkeypatch):
+    _server(tmp_path, monkeypatch)
+    monkeypatch.setattr(FashionMNIST, "URL", (tmp_path / "nowhere").as_uri() + "/")  # a fetch would fail
+    (tmp_path / "system").mkdir()
+    system = _small_root(tmp_path / "system")
+    monkeypatch.setattr("minitorch_nndl.data.fashion_mnist.DEBIAN_ROOT", system)
+    (tmp_path / "data").mkdir()
+    ds = FashionMNIST(tmp_path / "data", "test", download=True, fallback=True)
+    assert ds.from_system_copy and not (tmp_path / "data" / "fashion-mnist").exists()
+    with pytest.raises(ValueError, match="needs a root folder"):
+        FashionMNIST(None, "test", download=True)
+
+
+def test_info_describes_the_data_set():
+    from minitorch_nndl.data import CIFAR10, DatasetInfo
+
+    info = FashionMNIST.info
+    assert isinstance(info, DatasetInfo) and info.name == "fashion-mnist"
+    assert (info.image_size, info.channels, info.num_classes) == (28, 1, 10)
+    assert info.classes == FashionMNIST.CLASSES and info.mean == FashionMNIST.MEAN and info.std == FashionMNIST.STD
+    assert (CIFAR10.info.name, CIFAR10.info.image_size, CIFAR10.info.channels) == ("cifar10", 32, 3)
+    assert CIFAR10.info.classes == CIFAR10.CLASSES and CIFAR10.info.mean == CIFAR10.MEAN
+    with pytest.raises(AttributeError):
+        info.image_size = 32  # frozen

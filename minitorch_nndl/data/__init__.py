@@ -1,9 +1,11 @@
 """Data pipeline: datasets, batch loading, augmentation and the CIFAR-10 / Fashion-MNIST readers.
 
-* :mod:`.dataset` -- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``;
+* :mod:`.dataset` -- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``,
+  ``random_subset``, and ``DatasetInfo`` (what ``CIFAR10.info`` / ``FashionMNIST.info`` say);
 * :mod:`.dataloader` -- ``DataLoader`` (seeded shuffling, batch transforms, background prefetch);
 * :mod:`.transforms` -- vectorized batch augmentation on the CPU (crop, flip, cutout, erasing, normalize);
-* :mod:`.cifar10`, :mod:`.fashion_mnist` -- the datasets, read from the official files;
+* :mod:`.cifar10`, :mod:`.fashion_mnist` -- the datasets, read from the official files (``download=True``
+  fetches and verifies them);
 * :mod:`.synthetic` -- tiny look-alikes in the same on-disk formats, for tests.
 """
 
@@ -11,7 +13,7 @@ from . import transforms
 from ._download import ChecksumError, DownloadError, download_url, md5_file, safe_extract_tar
 from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, UnsafePickleError, restricted_loads
 from .dataloader import DataLoader
-from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, collate, random_split
+from .dataset import ConcatDataset, Dataset, DatasetInfo, Subset, TensorDataset, collate, random_split, random_subset
 from .fashion_mnist import FashionMNIST, IDXFormatError, read_idx
 from .transforms import (
     Compose,
@@ -32,6 +34,7 @@ __all__ = [
     "Cutout",
     "DataLoader",
     "Dataset",
+    "DatasetInfo",
     "DownloadError",
     "FashionMNIST",
     "IDXFormatError",
@@ -48,6 +51,7 @@ __all__ = [
     "download_url",
     "md5_file",
     "random_split",
+    "random_subset",
     "read_idx",
     "restricted_loads",
     "safe_extract_tar",

@@ -42,7 +42,7 @@ from typing import IO, Any, ClassVar
 import numpy as np
 
 from ._download import DownloadError, download_url, md5_file, safe_extract_tar
-from .dataset import TensorDataset
+from .dataset import DatasetInfo, TensorDataset
 
 __all__ = ["CIFAR10", "CIFAR10FormatError", "RestrictedUnpickler", "UnsafePickleError", "restricted_loads"]
 
@@ -247,6 +247,8 @@ class CIFAR10(TensorDataset):
         "ship",
         "truck",
     )
+    #: name, classes, mean, std, image size and channels, for programs (see :class:`DatasetInfo`)
+    info: ClassVar[DatasetInfo] = DatasetInfo("cifar10", CLASSES, MEAN, STD, image_size=32, channels=3)
 
     def __init__(self, root: str | os.PathLike, split: str = "train", download: bool = False) -> None:
         if split not in SPLITS:

@@ -21,6 +21,7 @@ import bisect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,38 @@ from .. import backend
 __all__ = [
     "ConcatDataset",
     "Dataset",
+    "DatasetInfo",
     "Subset",
     "TensorDataset",
     "as_index_array",
     "collate",
     "random_split",
+    "random_subset",
 ]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a program needs to know about an image data set besides its samples.
+
+    Each reader carries one as ``.info`` (``CIFAR10.info``, ``FashionMNIST.info``), so a
+    program builds its model, normalization and plots from it instead of copying numbers.
+    """
+
+    #: the short name programs use for it (``"cifar10"``, ``"fashion-mnist"``)
+    name: str
+    #: the class names, in label order
+    classes: tuple[str, ...]
+    #: per-channel mean and std of the training images, pixel values scaled to [0, 1]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    #: images are ``image_size`` x ``image_size`` pixels with ``channels`` channels
+    image_size: int
+    channels: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 def as_index_array(indices: Any, length: int, where: str = "get_batch") -> np.ndarray:
@@ -275,3 +302,15 @@ def random_split(dataset: Any, lengths: Sequence[float], seed: int = 0) -> list[
     perm = np.random.default_rng(seed).permutation(len(dataset))
     bounds = np.cumsum([0, *sizes])
     return [Subset(dataset, perm[bounds[i] : bounds[i + 1]]) for i in range(len(sizes))]
+
+
+def random_subset(dataset: Any, n: int | None, seed: int = 0) -> Any:
+    """``n`` random samples of ``dataset``, kept in their original order, as a :class:`Subset`.
+
+    ``dataset`` itself when ``n`` is None or at least ``len(dataset)``.  The draw is the first
+    ``n`` of ``np.random.default_rng(seed).permutation(len(dataset))``, so a seed always picks
+    the same samples (a quick run evaluated twice sees the same images).
+    """
+    if n is None or n >= len(dataset):
+        return dataset
+    return Subset(dataset, np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n]))

@@ -11,7 +11,13 @@ per dimension -- followed by raw uint8 values)::
 
 Splits: ``"train"`` = the first ``60000 - dev_size`` training images, ``"dev"`` = the
 last ``dev_size``, ``"train+dev"`` = all 60 000, ``"test"`` = the 10 000 t10k images.
-Host-only code (NumPy).
+
+``download=True`` fetches the files a folder lacks from the official site (30 MB in all)
+into ``root/fashion-mnist/``, each checked against the MD5 the Fashion-MNIST README lists
+before it is renamed into place.  Files already there are not re-checked against those
+digests: Debian's copy (``/usr/share/datasets/fashion-mnist``) is recompressed, so its
+``.gz`` digests differ from the official ones; the reader checks every file's header and
+length instead.  Host-only code (NumPy).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .dataset import TensorDataset
+from ._download import download_url
+from .dataset import DatasetInfo, TensorDataset
 
 __all__ = ["DEBIAN_ROOT", "FashionMNIST", "IDXFormatError", "read_idx"]
 
@@ -37,6 +44,7 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+ALL_FILES = (*FILES["train"], *FILES["test"])
 
 
 class IDXFormatError(ValueError):
@@ -107,6 +115,8 @@ class FashionMNIST(TensorDataset):
         dev_size: how many of the 60 000 training images form the dev split (from the end).
         fallback: when ``root`` holds no Fashion-MNIST files, read Debian's copy instead
             (``.source_note`` then says so).
+        download: when neither ``root`` (nor, with ``fallback``, Debian's copy) holds all four
+            files, fetch the missing ones into ``root/fashion-mnist/`` (see :meth:`download`).
     """
 
     #: per-channel mean/std of all 60 000 images of the training file, pixel values in [0, 1]
@@ -124,6 +134,16 @@ class FashionMNIST(TensorDataset):
         "Bag",
         "Ankle boot",
     )
+    #: name, classes, mean, std, image size and channels, for programs (see :class:`DatasetInfo`)
+    info: ClassVar[DatasetInfo] = DatasetInfo("fashion-mnist", CLASSES, MEAN, STD, image_size=28, channels=1)
+    #: where ``download=True`` fetches ``<file>.gz`` from, and the MD5 of each file (the Fashion-MNIST README's)
+    URL: ClassVar[str] = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    MD5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
 
     def __init__(
         self,
@@ -131,11 +151,16 @@ class FashionMNIST(TensorDataset):
         split: str = "train",
         dev_size: int = 10000,
         fallback: bool = False,
+        download: bool = False,
     ) -> None:
         if split not in ("train", "dev", "train+dev", "test"):
             raise ValueError(f"FashionMNIST: split must be 'train', 'dev', 'train+dev' or 'test', got {split!r}")
         self.root = DEBIAN_ROOT if root is None else Path(root).expanduser()
         self.split = split
+        if download:
+            if root is None:
+                raise ValueError("FashionMNIST: download=True needs a root folder to download into")
+            self.download(self.root, system_copy=fallback)
         self.classes: list[str] = list(self.CLASSES)
         found = self.find_root(self.root, system_copy=False)
         if found is None and fallback and self.root != DEBIAN_ROOT:
@@ -178,13 +203,28 @@ class FashionMNIST(TensorDataset):
         data_dir = Path(data_dir).expanduser()
         candidates = [data_dir / "fashion-mnist", data_dir] + ([DEBIAN_ROOT] if system_copy else [])
         for folder in candidates:
-            if all(
-                any((folder / f"{stem}{sfx}").is_file() for sfx in (".gz", ""))
-                for pair in FILES.values()
-                for stem in pair
-            ):
+            if all(any((folder / f"{stem}{sfx}").is_file() for sfx in (".gz", "")) for stem in ALL_FILES):
                 return folder
         return None
+
+    @classmethod
+    def download(cls, root: str | os.PathLike, progress: bool = True, system_copy: bool = False) -> Path:
+        """Make sure all four files are there; returns the folder that holds them.
+
+        A folder :meth:`find_root` finds (with ``system_copy``, Debian's copy counts) is left
+        alone.  Otherwise each file ``root/fashion-mnist/`` lacks is downloaded from :attr:`URL`
+        through a temporary file renamed only once its MD5 matched :attr:`MD5` (see
+        :func:`~minitorch_nndl.data.download_url`); the files it already holds are kept.
+        """
+        root = Path(root).expanduser()
+        found = cls.find_root(root, system_copy=system_copy)
+        if found is not None:
+            return found
+        target = root / "fashion-mnist"
+        for stem in ALL_FILES:
+            if not any((target / f"{stem}{sfx}").is_file() for sfx in (".gz", "")):
+                download_url(f"{cls.URL}{stem}.gz", target / f"{stem}.gz", md5=cls.MD5[stem], progress=progress)
+        return target
 
     def _find(self, stem: str) -> Path:
         for candidate in (self.source / f"{stem}.gz", self.source / stem):
@@ -192,7 +232,8 @@ class FashionMNIST(TensorDataset):
                 return candidate
         hint = (
             "on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist` (files go to "
-            f"{DEBIAN_ROOT}), or download the four *-ubyte.gz files from "
+            f"{DEBIAN_ROOT}), pass download=True (the examples' --download) to fetch them into "
+            f"{self.root / 'fashion-mnist'}, or download the four *-ubyte.gz files from "
             "https://github.com/zalandoresearch/fashion-mnist (data/fashion) into that folder"
         )
         if not self.root.exists():
