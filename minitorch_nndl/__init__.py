@@ -19,26 +19,40 @@ The public API at a glance::
 from . import cuda, data, models, nn, optim
 from .autograd import Function
 from .backend import bool_, float16, float32, float64, int32, int64, manual_seed, uint8
+from .factories import (
+    arange,
+    empty,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
+from .ops.activation import clamp, leaky_relu, relu, sigmoid, tanh
 from .ops.elementwise import (
     abs,
     add,
-    clamp,
     div,
     exp,
-    leaky_relu,
     log,
     maximum,
     minimum,
     mul,
     neg,
     pow,
-    relu,
-    sigmoid,
     sqrt,
     sub,
-    tanh,
     where,
 )
 from .ops.matmul import matmul
@@ -58,25 +72,7 @@ from .ops.shape import (
     transpose,
     unsqueeze,
 )
-from .tensor import (
-    Tensor,
-    arange,
-    empty,
-    eye,
-    from_numpy,
-    full,
-    full_like,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randint,
-    randn,
-    randn_like,
-    tensor,
-    zeros,
-    zeros_like,
-)
+from .tensor import Tensor
 
 __version__ = "0.1.0"
 

@@ -37,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend
 from ..ops.validate import pair
+from ..tensor import Tensor
 
 __all__ = [
     "Compose",
@@ -53,7 +54,9 @@ __all__ = [
 def _check_numpy(x: Any, name: str) -> np.ndarray:
     if backend.is_cuda_array(x):
         raise TypeError(f"{name}: transforms run on the CPU and take NumPy arrays, got a CuPy array")
-    if hasattr(x, "requires_grad") and hasattr(x, "numpy"):  # a minitorch Tensor on the CPU
+    if isinstance(x, Tensor):
+        if x.device != "cpu":
+            raise TypeError(f"{name}: transforms run on the CPU and take NumPy arrays, got a tensor on {x.device}")
         x = x.numpy()
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import nn
+from ..factories import zeros
 from ..grad_mode import no_grad
-from ..tensor import zeros
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

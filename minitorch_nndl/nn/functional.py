@@ -9,9 +9,9 @@ here only changes the default ``start_dim`` to 1, as PyTorch's ``F.flatten`` doe
 
 from __future__ import annotations
 
+from ..ops.activation import leaky_relu, relu, sigmoid, tanh
 from ..ops.conv import conv2d
 from ..ops.dropout import dropout
-from ..ops.elementwise import leaky_relu, relu, sigmoid, tanh
 from ..ops.loss import cross_entropy, mse_loss, nll_loss
 from ..ops.matmul import linear
 from ..ops.norm import batch_norm

@@ -6,8 +6,9 @@ import math
 from typing import Any
 
 from .. import backend
+from ..factories import empty
 from ..ops.validate import float_dtype
-from ..tensor import Tensor, empty
+from ..tensor import Tensor
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from . import init
 from .module import Module

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend
+from ..factories import ones, zeros
 from ..ops.validate import float_dtype
-from ..tensor import Tensor, ones, zeros
+from ..tensor import Tensor
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
 from . import init
 from .module import Module

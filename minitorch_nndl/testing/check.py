@@ -178,6 +178,7 @@ class _Checker:
         allow_mutation: Sequence[int],
         backward: bool,
     ) -> _Pass:
+        """One pass: forward (outputs checked), then backward of a random projection (gradients checked)."""
         result = _Pass(label)
         suffix = f" ({label})" if label else ""
         snapshots = {
@@ -193,12 +194,21 @@ class _Checker:
         except Exception as error:
             raise self.fail("forward", f"{type(error).__name__}: {error}{suffix}") from error
         self.check_unchanged("forward", suffix, leaves, snapshots)
+        outs = _outputs(out)
+        self.check_outputs(inputs, outs, suffix, result)
+        if not (backward and diff):
+            return result
+        self.backward_projection(outs, suffix)
+        self.check_unchanged("backward", suffix, leaves, snapshots)
+        self.check_gradients(inputs, leaves, diff, suffix, result)
+        return result
 
+    def check_outputs(self, inputs: list[Any], outs: list[Any], suffix: str, result: _Pass) -> None:
+        """Outputs are Tensors with the floating inputs' dtype, on the inputs' device."""
         tensor_inputs = [v for v in inputs if isinstance(v, Tensor)]
         floats = [v.dtype for v in tensor_inputs if backend.is_floating(v.dtype)]
         expected_dtype = np.result_type(*floats) if floats else None
         device = tensor_inputs[0].device if tensor_inputs else None
-        outs = _outputs(out)
         for k, o in enumerate(outs):
             if not isinstance(o, Tensor):
                 raise self.fail("output type", f"output {k} is a {type(o).__name__}, not a Tensor{suffix}")
@@ -211,8 +221,8 @@ class _Checker:
                 raise self.fail("output device", f"output {k} is on {o.device} but the inputs are on {device}{suffix}")
             result.outputs.append(backend.to_numpy(o.data).copy())
 
-        if not (backward and diff):
-            return result
+    def backward_projection(self, outs: list[Any], suffix: str) -> None:
+        """Backward of sum_k <w_k, output_k> with fixed random weights w_k (one call covers every output)."""
         rng = np.random.default_rng(0)
         objective = None
         for o in outs:
@@ -226,7 +236,11 @@ class _Checker:
                 objective.backward()
             except Exception as error:
                 raise self.fail("backward", f"{type(error).__name__}: {error}{suffix}") from error
-        self.check_unchanged("backward", suffix, leaves, snapshots)
+
+    def check_gradients(
+        self, inputs: list[Any], leaves: list[Any], diff: Sequence[int], suffix: str, result: _Pass
+    ) -> None:
+        """Each gradient has its input's shape, dtype and device."""
         for i in diff:
             g = leaves[i].grad
             if g is None:
@@ -247,7 +261,6 @@ class _Checker:
                     f"gradient of input {i} is on {backend.device_of(g)}, input on {x.device}{suffix}",
                 )
             result.grads[i] = backend.to_numpy(g).copy()
-        return result
 
     def agree(self, ref: _Pass, other: _Pass, atol: float, rtol: float, scale: bool) -> None:
         """``other`` (computed on a different dtype/layout) agrees with ``ref``."""
@@ -344,17 +357,7 @@ def check_op(
     dtype = np.result_type(*[v.dtype for v in floats]) if floats else np.dtype(np.float64)
     g_atol, g_rtol = _tolerance(dtype, atol, rtol)
     if reference is not None:
-        host = [
-            backend.to_numpy(v.data).copy() if isinstance(v, Tensor) else (v.copy() if isinstance(v, np.ndarray) else v)
-            for v in inputs_list
-        ]
-        expected = _outputs(reference(*host))
-        if len(expected) != len(given.outputs):
-            raise checker.fail(
-                "value vs reference", f"{len(given.outputs)} outputs but the reference gave {len(expected)}"
-            )
-        for k, (a, e) in enumerate(zip(given.outputs, expected)):
-            checker.compare("value vs reference", f"output {k}", a, np.asarray(e), g_atol, g_rtol)
+        _check_reference(checker, reference, inputs_list, given, g_atol, g_rtol)
 
     # 5: contiguous float64 copies agree with the run on the inputs as given
     needs_canonical = any(
@@ -380,6 +383,21 @@ def check_op(
             _gradcheck(fn, gradcheck_inputs, diff, eps=eps, atol=atol, rtol=rtol)
         except (GradcheckError, ValueError) as error:
             raise checker.fail("float64 gradcheck", str(error)) from None
+
+
+def _check_reference(
+    checker: _Checker, reference: Callable, inputs: list[Any], given: _Pass, atol: float, rtol: float
+) -> None:
+    """The op's outputs agree with ``reference`` run on host copies of the inputs."""
+    host = [
+        backend.to_numpy(v.data).copy() if isinstance(v, Tensor) else (v.copy() if isinstance(v, np.ndarray) else v)
+        for v in inputs
+    ]
+    expected = _outputs(reference(*host))
+    if len(expected) != len(given.outputs):
+        raise checker.fail("value vs reference", f"{len(given.outputs)} outputs but the reference gave {len(expected)}")
+    for k, (a, e) in enumerate(zip(given.outputs, expected)):
+        checker.compare("value vs reference", f"output {k}", a, np.asarray(e), atol, rtol)
 
 
 def _relabel(p: _Pass, label: str) -> _Pass:
