@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,30 @@ def test_mean_metric_is_sample_weighted(device: str) -> None:
         chunk = values[i : i + 64]
         m.update(mt.tensor(chunk, device=device).mean(), len(chunk))
     assert m.compute() == pytest.approx(float(values.astype(np.float64).mean()), rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [Accuracy, lambda: TopKAccuracy(2), lambda: ConfusionMatrix(7), MeanMetric])
+def test_state_dict_resumes_the_counts_on_the_device(device: str, make) -> None:
+    """Half the batches, a state_dict through JSON, a fresh metric on the device, the other half: as one pass."""
+    logits, labels = _data()
+    whole, first, second = make(), make(), make()
+    batches = list(_batches(logits, labels, 32, device))
+
+    def feed(metric, part):
+        for x, y in part:
+            if isinstance(metric, MeanMetric):
+                metric.update(x.max(), len(y))
+            else:
+                metric.update(x, y)
+
+    feed(whole, batches)
+    feed(first, batches[:3])
+    state = first.state_dict()
+    if "matrix" in state:
+        state["matrix"] = state["matrix"].tolist()
+    second.load_state_dict(json.loads(json.dumps(state)), device=device)
+    feed(second, batches[3:])
+    np.testing.assert_array_equal(second.compute(), whole.compute())
+    empty = make()
+    empty.load_state_dict(make().state_dict(), device=device)
+    assert np.all(np.isnan(empty.compute())) or not np.any(empty.compute())

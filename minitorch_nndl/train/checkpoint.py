@@ -19,16 +19,16 @@ reads it, and loading a checkpoint from an untrusted source cannot execute code
 (unlike ``torch.load`` / ``pickle``).  A truncated, corrupted or foreign file raises
 :class:`CheckpointError`, which names the file and says that nothing was unpickled.
 
-Writes are atomic: the file is written to a temporary name in the same directory,
-flushed to disk, and moved over the destination with ``os.replace``, so a crash or
-Ctrl-C while saving leaves the previous checkpoint intact, never a half-written one.
+Writes are atomic (:func:`~minitorch_nndl.train.atomic.atomic_write`): the file is written
+to a temporary name in the same directory, flushed to disk, and moved over the destination
+with ``os.replace``, so a crash or Ctrl-C while saving leaves the previous checkpoint intact,
+never a half-written one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
+from .atomic import atomic_write
 
 __all__ = [
     "CheckpointError",
@@ -59,17 +61,13 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, np.ndarray) or backend.is_cuda_array(x)
 
 
-def _is_tensor(x: Any) -> bool:
-    return hasattr(x, "data") and _is_array(getattr(x, "data", None)) and hasattr(x, "requires_grad")
-
-
 def flatten_state(tree: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     """Move every array of ``tree`` into ``arrays`` (keyed ``prefix/path``); return the JSON skeleton.
 
     Arrays (NumPy, CuPy or Tensors) are copied to host memory.  Dict keys that are not
     all strings, tuples and NumPy scalars are tagged so that they round-trip exactly.
     """
-    if _is_tensor(tree):
+    if isinstance(tree, Tensor):
         tree = tree.data
     if _is_array(tree):
         array = backend.to_numpy(tree)
@@ -156,7 +154,6 @@ def save_checkpoint(
     entries under ``NAME/...``, the rest as JSON.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     tree: dict[str, Any] = {}
     for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
@@ -170,25 +167,9 @@ def save_checkpoint(
     text = json.dumps(meta, allow_nan=True)
     arrays[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class CheckpointError(ValueError):

@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+
 __all__ = ["History"]
 
 
@@ -71,7 +73,8 @@ class History:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
-        _atomic_write(out / "history.json", json.dumps(state, indent=1))
+        with atomic_write(out / "history.json", "w") as fh:
+            fh.write(json.dumps(state, indent=1))
         _write_csv(out / "history.csv", state["epochs"])
         _write_csv(out / "history_steps.csv", state["steps"])
 
@@ -89,22 +92,14 @@ class History:
         return f"History({len(self.steps)} steps, {len(self.epochs)} epochs)"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    os.replace(tmp, path)

@@ -7,6 +7,10 @@ Every metric here follows the same three-call protocol::
         metric.update(model(x), y)       # logits (N, C) or predicted labels (N,)
     value = metric.compute()             # the only host sync
 
+``state_dict()`` / ``load_state_dict(state, device)`` save and restore the running counts
+(host numbers, JSON-able; loaded onto ``device``), so a checkpoint taken in the middle of
+an epoch resumes the epoch's numbers exactly without anyone reaching into a metric.
+
 ``update`` keeps its running *counts* as backend arrays (NumPy on the CPU, CuPy on
 a GPU): comparing predictions with targets and summing happens on the device, so a
 training loop on a GPU never waits for the host between batches.  ``compute``
@@ -39,16 +43,17 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "ConfusionMatrix", "PerClassAccuracy", "MeanMetric", "as_array"]
 
 
 def as_array(x: Any) -> Any:
     """The backend array behind a Tensor (or the array itself); no copy, no sync."""
+    if isinstance(x, Tensor):
+        return x.data
     if isinstance(x, np.ndarray) or backend.is_cuda_array(x):
         return x
-    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
-        return x.data
     return np.asarray(x)
 
 
@@ -87,29 +92,71 @@ class Metric:
     def compute(self) -> Any:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """The running counts as host numbers (one sync); :meth:`load_state_dict` takes them back."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement state_dict")
+
+    def load_state_dict(self, state: dict[str, Any], device: str = "cpu") -> None:
+        """Continue from counts saved by :meth:`state_dict`, keeping them on ``device``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement load_state_dict")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
-class _HitRate(Metric):
+class _SampleSum(Metric):
+    """A device sum over the pass divided by a host count: the shared part of every ratio metric.
+
+    The sum is a 0-d array on the batch's device (``dtype``); the count a Python int (the
+    batch size is known on the host without a sync).  ``state_dict`` names them ``keys``.
+    """
+
+    keys = ("sum", "count")
+    dtype: Any = np.float64
+
+    def reset(self) -> None:
+        self._sum: Any = None
+        self._count = 0
+
+    def _add(self, value: Any, n: int) -> None:
+        self._sum = value if self._sum is None else self._sum + value
+        self._count += n
+
+    def _host_sum(self) -> Any:
+        return np.dtype(self.dtype).type(backend.to_numpy(self._sum) if self._count else 0).item()
+
+    def compute(self) -> float:
+        if self._count == 0:
+            return float("nan")
+        return self._host_sum() / self._count
+
+    def state_dict(self) -> dict[str, Any]:
+        return {self.keys[0]: self._host_sum(), self.keys[1]: self._count}
+
+    def load_state_dict(self, state: dict[str, Any], device: str = "cpu") -> None:
+        self.reset()
+        if state.get(self.keys[1]):
+            self._sum = backend.asarray(np.dtype(self.dtype).type(state[self.keys[0]]), device=device)
+            self._count = int(state[self.keys[1]])
+
+
+class _HitRate(_SampleSum):
     """Shared counting for :class:`Accuracy` and :class:`TopKAccuracy`: ``correct / total``.
 
     ``correct`` is a 0-d int64 array on the batch's device; ``total`` is a Python
     int (the batch size is known on the host without a sync).
     """
 
-    def reset(self) -> None:
-        self.correct: Any = None
-        self.total = 0
+    keys = ("correct", "total")
+    dtype = np.int64
 
-    def _add(self, hits: Any, n: int) -> None:
-        self.correct = hits if self.correct is None else self.correct + hits
-        self.total += n
+    @property
+    def correct(self) -> Any:
+        return self._sum
 
-    def compute(self) -> float:
-        if self.total == 0:
-            return float("nan")
-        return int(backend.to_numpy(self.correct)) / self.total
+    @property
+    def total(self) -> int:
+        return self._count
 
 
 class Accuracy(_HitRate):
@@ -204,6 +251,18 @@ class ConfusionMatrix(Metric):
             raise self._range_error()
         return backend.to_numpy(self.matrix).astype(np.int64)
 
+    def state_dict(self) -> dict[str, Any]:
+        bad = self._out_of_range is not None and bool(backend.to_numpy(self._out_of_range))
+        matrix = None if self.matrix is None else backend.to_numpy(self.matrix).astype(np.int64)
+        return {"matrix": matrix, "out_of_range": bad}
+
+    def load_state_dict(self, state: dict[str, Any], device: str = "cpu") -> None:
+        self.reset()
+        if state.get("matrix") is not None:
+            self.matrix = backend.asarray(np.asarray(state["matrix"], dtype=np.int64), device=device)
+        if state.get("out_of_range"):
+            self._out_of_range = backend.asarray(np.bool_(True), device=device)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes})"
 
@@ -234,7 +293,7 @@ class PerClassAccuracy(ConfusionMatrix):
         return out
 
 
-class MeanMetric(Metric):
+class MeanMetric(_SampleSum):
     """Sample-weighted mean of a per-batch value (e.g. a mean-reduced loss).
 
     ``update(value, n)`` adds ``value * n`` on the device; ``compute`` returns
@@ -247,17 +306,14 @@ class MeanMetric(Metric):
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self) -> None:
-        self.total_value: Any = None
-        self.count = 0
+    @property
+    def total_value(self) -> Any:
+        return self._sum
+
+    @property
+    def count(self) -> int:
+        return self._count
 
     def update(self, value: Any, n: Any = 1) -> None:  # type: ignore[override]
         n = int(n)
-        contrib = as_array(value).astype(np.float64) * n  # float64 sum: exact enough over any epoch
-        self.total_value = contrib if self.total_value is None else self.total_value + contrib
-        self.count += n
-
-    def compute(self) -> float:
-        if self.count == 0:
-            return float("nan")
-        return float(backend.to_numpy(self.total_value)) / self.count
+        self._add(as_array(value).astype(np.float64) * n, n)  # float64 sum: exact enough over any epoch

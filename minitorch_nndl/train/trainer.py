@@ -56,8 +56,6 @@ Design points, each one a lesson from the seed experiment:
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import signal
 import sys
 import threading
@@ -72,6 +70,7 @@ import numpy as np
 from .. import backend
 from ..grad_mode import no_grad
 from ..tensor import Tensor
+from .atomic import atomic_copy
 from .checkpoint import load_checkpoint, restore_model, restore_optimizer, restore_scheduler, save_checkpoint
 from .history import History
 from .last_good import LastGoodModel
@@ -286,6 +285,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_state(self, rng_now: Any) -> dict[str, Any]:
+        loss_state, acc_state = self._train_loss.state_dict(), self._train_acc.state_dict()
         return {
             "trainer": {
                 "epoch": self.epoch,
@@ -293,12 +293,10 @@ class Trainer:
                 "global_step": self.global_step,
                 "best_acc": self.best_acc if math.isfinite(self.best_acc) else None,
                 "best_epoch": self.best_epoch,
-                "train_loss_sum": float(backend.to_numpy(self._train_loss.total_value))
-                if self._train_loss.count
-                else 0.0,
-                "train_loss_count": self._train_loss.count,
-                "train_correct": int(backend.to_numpy(self._train_acc.correct)) if self._train_acc.total else 0,
-                "train_total": self._train_acc.total,
+                "train_loss_sum": loss_state["sum"],
+                "train_loss_count": loss_state["count"],
+                "train_correct": acc_state["correct"],
+                "train_total": acc_state["total"],
                 "epoch_seconds": time.perf_counter() - self._epoch_t0 if self._epoch_t0 else 0.0,
                 "epoch_images": self._epoch_images,
             },
@@ -501,14 +499,10 @@ class Trainer:
                 else:
                     loader.load_state_dict(loader_state)
             t = resume.get("trainer", {})
-            self._train_loss.reset()
-            self._train_acc.reset()
-            if t.get("train_loss_count"):
-                self._train_loss.total_value = backend.asarray(np.float64(t["train_loss_sum"]), device=self.device)
-                self._train_loss.count = int(t["train_loss_count"])
-            if t.get("train_total"):
-                self._train_acc.correct = backend.asarray(np.int64(t["train_correct"]), device=self.device)
-                self._train_acc.total = int(t["train_total"])
+            loss_state = {"sum": t.get("train_loss_sum", 0.0), "count": t.get("train_loss_count", 0)}
+            self._train_loss.load_state_dict(loss_state, device=self.device)
+            acc_state = {"correct": t.get("train_correct", 0), "total": t.get("train_total", 0)}
+            self._train_acc.load_state_dict(acc_state, device=self.device)
             self._epoch_images = int(t.get("epoch_images", 0))
             self._epoch_t0 = time.perf_counter() - float(t.get("epoch_seconds", 0.0))
         else:
@@ -618,7 +612,7 @@ class Trainer:
             self._loader_state_epoch_start = self._pending_loader_state
             last = self.save(self.out_dir / "last.npz", rng_now=rng)
             if improved:
-                _atomic_copy(last, self.out_dir / "best.npz")
+                atomic_copy(last, self.out_dir / "best.npz")
             self.history.save(self.out_dir)
         self._print(self._summary(row, improved and dev_loader is not None))
 
@@ -755,9 +749,3 @@ class Trainer:
             return t.softmax(axis=1) if probs else t
         finally:
             self.model.train(was_training)
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
