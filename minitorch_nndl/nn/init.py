@@ -155,6 +155,15 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlin
     return normal_(tensor, 0.0, std)
 
 
+def default_layer_init_(weight: Tensor, bias: Tensor | None) -> None:
+    """PyTorch's default for ``Linear`` and ``Conv2d``: W ~ ``kaiming_uniform_(a=sqrt(5))``, which is
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the same interval."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(_fan(weight, "fan_in"))
+        uniform_(bias, -bound, bound)
+
+
 __all__ = [
     "calculate_gain",
     "uniform_",
@@ -166,4 +175,5 @@ __all__ = [
     "xavier_normal_",
     "kaiming_uniform_",
     "kaiming_normal_",
+    "default_layer_init_",
 ]

@@ -32,20 +32,8 @@ _STRATEGIES = (
     "tensors",
 )
 
-__all__ = [
-    "OpCheckError",
-    "assert_grad_close",
-    "check_op",
-    "strategies",
-    "ConvParams",
-    "broadcastable_pairs",
-    "broadcastable_shapes",
-    "conv_params",
-    "distinct_tensors",
-    "reals_away_from",
-    "shapes",
-    "tensors",
-]
+__all__ = ["OpCheckError", "assert_grad_close", "check_op", "strategies"]
+__all__.extend(_STRATEGIES)
 
 
 def __getattr__(name: str) -> Any:
