@@ -5,7 +5,9 @@ of 128 images is one padded array plus one fancy-indexing gather with per-sample
 offsets, a random flip is one boolean mask -- never a Python loop over samples.  A
 single image works too (it is treated as a batch of one).
 
-Layout follows the dtype, as in torchvision:
+Layout: every geometric transform takes ``layout=``: ``"NHWC"`` (channels last, images as
+stored on disk), ``"NCHW"`` (channels first, tensors), or ``"auto"`` (the default), which
+follows the dtype as torchvision does:
 
 * ``uint8`` arrays are images as stored on disk: channels last, ``(H, W, C)`` or ``(N, H, W, C)``;
 * floating arrays are tensors: channels first, ``(C, H, W)`` or ``(N, C, H, W)``.
@@ -74,14 +76,25 @@ def _as_batch(x: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     )
 
 
-def _spatial_axes(x: np.ndarray) -> tuple[int, int]:
-    """(H axis, W axis) of a 4-D batch: channels last for uint8, channels first otherwise."""
-    return (1, 2) if x.dtype == np.uint8 else (2, 3)
+LAYOUTS = ("auto", "NHWC", "NCHW")
 
 
-def _hw_mask_shape(x: np.ndarray, n: int) -> tuple[int, ...]:
+def _check_layout(layout: str, name: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"{name}: layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout
+
+
+def _spatial_axes(x: np.ndarray, layout: str = "auto") -> tuple[int, int]:
+    """(H axis, W axis) of a 4-D batch: NHWC -> (1, 2), NCHW -> (2, 3); "auto": NHWC for uint8."""
+    if layout == "auto":
+        layout = "NHWC" if x.dtype == np.uint8 else "NCHW"
+    return (1, 2) if layout == "NHWC" else (2, 3)
+
+
+def _hw_mask_shape(x: np.ndarray, n: int, layout: str) -> tuple[int, ...]:
     """Shape that broadcasts an (N, H, W) mask against the batch ``x`` (adds the channel axis)."""
-    h_axis, w_axis = _spatial_axes(x)
+    h_axis, w_axis = _spatial_axes(x, layout)
     return (n, x.shape[h_axis], x.shape[w_axis], 1) if h_axis == 1 else (n, 1, x.shape[h_axis], x.shape[w_axis])
 
 
@@ -224,8 +237,10 @@ class RandomCrop(Transform):
         padding_mode: str = "constant",
         fill: float = 0,
         seed: int | None = None,
+        layout: str = "auto",
     ) -> None:
         super().__init__(seed)
+        self.layout = _check_layout(layout, "RandomCrop")
         self.size = pair(size, "size", "RandomCrop", minimum=1)
         if padding < 0:
             raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
@@ -240,7 +255,7 @@ class RandomCrop(Transform):
         p = self.padding
         if p == 0:
             return batch
-        h_axis, w_axis = _spatial_axes(batch)
+        h_axis, w_axis = _spatial_axes(batch, self.layout)
         widths = [(0, 0)] * 4
         widths[h_axis] = widths[w_axis] = (p, p)
         if self.padding_mode == "reflect":
@@ -259,7 +274,7 @@ class RandomCrop(Transform):
     def apply(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         assert rng is not None
         padded = self.pad(batch)
-        h_axis, w_axis = _spatial_axes(batch)
+        h_axis, w_axis = _spatial_axes(batch, self.layout)
         th, tw = self.size
         ph, pw = padded.shape[h_axis], padded.shape[w_axis]
         if th > ph or tw > pw:
@@ -284,8 +299,9 @@ class RandomHorizontalFlip(Transform):
 
     random = True
 
-    def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
+    def __init__(self, p: float = 0.5, seed: int | None = None, layout: str = "auto") -> None:
         super().__init__(seed)
+        self.layout = _check_layout(layout, "RandomHorizontalFlip")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = float(p)
@@ -293,7 +309,7 @@ class RandomHorizontalFlip(Transform):
     def apply(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         assert rng is not None
         flip = rng.random(batch.shape[0]) < self.p
-        _, w_axis = _spatial_axes(batch)
+        _, w_axis = _spatial_axes(batch, self.layout)
         out = batch.copy()
         idx = np.flatnonzero(flip)
         if idx.size:  # np.take with reversed column indices copies whole pixels, faster than a ::-1 view
@@ -322,8 +338,11 @@ class Cutout(Transform):
 
     random = True
 
-    def __init__(self, size: int, p: float = 1.0, value: float = 0, seed: int | None = None) -> None:
+    def __init__(
+        self, size: int, p: float = 1.0, value: float = 0, seed: int | None = None, layout: str = "auto"
+    ) -> None:
         super().__init__(seed)
+        self.layout = _check_layout(layout, "Cutout")
         if size <= 0:
             raise ValueError(f"Cutout: size must be positive, got {size}")
         self.size = int(size)
@@ -333,7 +352,7 @@ class Cutout(Transform):
     def apply(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         assert rng is not None
         n = batch.shape[0]
-        h_axis, w_axis = _spatial_axes(batch)
+        h_axis, w_axis = _spatial_axes(batch, self.layout)
         h, w = batch.shape[h_axis], batch.shape[w_axis]
         cy = rng.integers(0, h, size=n)
         cx = rng.integers(0, w, size=n)
@@ -342,7 +361,7 @@ class Cutout(Transform):
         y0, y1 = np.clip(cy - half, 0, h), np.clip(cy - half + self.size, 0, h)
         x0, x1 = np.clip(cx - half, 0, w), np.clip(cx - half + self.size, 0, w)
         mask = _box_mask(h, w, y0, y1, x0, x1) & apply[:, None, None]
-        return np.where(mask.reshape(_hw_mask_shape(batch, n)), batch.dtype.type(self.value), batch)
+        return np.where(mask.reshape(_hw_mask_shape(batch, n, self.layout)), batch.dtype.type(self.value), batch)
 
     def __repr__(self) -> str:
         return f"Cutout(size={self.size}, p={self.p})"
@@ -368,8 +387,10 @@ class RandomErasing(Transform):
         ratio: tuple[float, float] = (0.3, 3.3),
         value: float | Sequence[float] | str = 0,
         seed: int | None = None,
+        layout: str = "auto",
     ) -> None:
         super().__init__(seed)
+        self.layout = _check_layout(layout, "RandomErasing")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomErasing: p must be in [0, 1], got {p}")
         if not (0 < scale[0] <= scale[1] <= 1) or not (0 < ratio[0] <= ratio[1]):
@@ -386,13 +407,13 @@ class RandomErasing(Transform):
         v = np.asarray(self.value, dtype=batch.dtype).reshape(-1)
         if v.size == 1:
             return v[0]
-        h_axis, _ = _spatial_axes(batch)
+        h_axis, _ = _spatial_axes(batch, self.layout)
         return v.reshape(1, 1, 1, -1) if h_axis == 1 else v.reshape(1, -1, 1, 1)
 
     def apply(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         assert rng is not None
         n, k = batch.shape[0], self.attempts
-        h_axis, w_axis = _spatial_axes(batch)
+        h_axis, w_axis = _spatial_axes(batch, self.layout)
         h, w = batch.shape[h_axis], batch.shape[w_axis]
         area = h * w * rng.uniform(self.scale[0], self.scale[1], size=(n, k))
         log_r = rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), size=(n, k))
@@ -407,7 +428,7 @@ class RandomErasing(Transform):
         y0 = np.floor(rng.random(n) * (h - eh + 1)).astype(np.intp)
         x0 = np.floor(rng.random(n) * (w - ew + 1)).astype(np.intp)
         mask = _box_mask(h, w, y0, y0 + eh, x0, x0 + ew) & erase[:, None, None]
-        return np.where(mask.reshape(_hw_mask_shape(batch, n)), self._fill(batch, rng), batch)
+        return np.where(mask.reshape(_hw_mask_shape(batch, n, self.layout)), self._fill(batch, rng), batch)
 
     def __repr__(self) -> str:
         return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value!r})"
