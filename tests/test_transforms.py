@@ -215,20 +215,20 @@ def test_transforms_reject_bad_input():
 def test_layout_can_be_given_instead_of_implied_by_the_dtype() -> None:
     """layout="NHWC"/"NCHW" says where the channels are, whatever the dtype; "auto" keeps the
     torchvision rule (uint8 channels last, floats channels first)."""
-    from minitorch_nndl.data import transforms as T
+    from minitorch_nndl.data import transforms
 
     rng = np.random.default_rng(0)
     nchw = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
     nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
     for make in (
-        lambda layout: T.RandomCrop(4, padding=1, seed=3, layout=layout),
-        lambda layout: T.RandomHorizontalFlip(p=0.5, seed=3, layout=layout),
-        lambda layout: T.Cutout(2, seed=3, layout=layout),
-        lambda layout: T.RandomErasing(p=1.0, value=(1.0, 2.0), seed=3, layout=layout),
+        lambda layout: transforms.RandomCrop(4, padding=1, seed=3, layout=layout),
+        lambda layout: transforms.RandomHorizontalFlip(p=0.5, seed=3, layout=layout),
+        lambda layout: transforms.Cutout(2, seed=3, layout=layout),
+        lambda layout: transforms.RandomErasing(p=1.0, value=(1.0, 2.0), seed=3, layout=layout),
     ):
         from_nchw = make("NCHW")(nchw)
         from_nhwc = make("NHWC")(nhwc)  # float data, channels last: only an explicit layout gets it right
         np.testing.assert_array_equal(from_nhwc, from_nchw.transpose(0, 2, 3, 1))
         np.testing.assert_array_equal(make("auto")(nchw), from_nchw)
     with pytest.raises(ValueError, match="layout must be one of"):
-        T.RandomCrop(4, layout="HWC")
+        transforms.RandomCrop(4, layout="HWC")
