@@ -17,6 +17,7 @@ garment on a white background should be inverted first (``--invert``).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -25,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import minitorch_nndl as mt  # noqa: E402
-from minitorch_nndl.train import load_checkpoint, restore_model  # noqa: E402
-from minitorch_nndl.train.checkpoint import CheckpointError  # noqa: E402
+from minitorch_nndl import cli  # noqa: E402
+from minitorch_nndl.train import restore_model  # noqa: E402
+from minitorch_nndl.train.runs import read_run_checkpoint  # noqa: E402
 
 
 def resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
@@ -73,37 +75,26 @@ def load_image(path: str | Path, channels: int, size: int, invert: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resnet18_cifar10 import OneLineParser, build_model
-
-    p = OneLineParser(description="Top-3 classes of one image, from a training checkpoint.")
+    """Exit status 0 done, 1 damaged checkpoint or unreadable image, 2 usage error; errors are one line."""
+    p = cli.OneLineParser(description="Top-3 classes of one image, from a training checkpoint.")
     p.add_argument("image", help="a PNG (or JPEG with Pillow) file")
     p.add_argument("--checkpoint", required=True, help="best.npz or last.npz of a run")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--top", type=int, default=3, help="how many classes to print")
     p.add_argument("--invert", action="store_true", help="invert the gray levels (dark object on light background)")
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as exc:  # --help (0), or a one-line usage error already printed (2)
-        return int(exc.code or 0)
+    return cli.run_program(p, list(sys.argv[1:] if argv is None else argv), predict)
 
-    if not Path(args.checkpoint).is_file():
-        print(f"error: checkpoint {args.checkpoint!r} does not exist", file=sys.stderr)
-        return 2
+
+def predict(args: argparse.Namespace) -> int:
+    """Print the top classes of ``args.image`` under the model of ``args.checkpoint``."""
+    from resnet18_cifar10 import build_model
+
+    ck = read_run_checkpoint(args.checkpoint, "--checkpoint", "resnet18_cifar10.py")
     if not Path(args.image).is_file():
-        print(f"error: image {args.image!r} does not exist", file=sys.stderr)
-        return 2
-    try:
-        ck = load_checkpoint(args.checkpoint)
-    except (OSError, CheckpointError) as exc:  # truncated, corrupted, not a checkpoint: one line, never unpickled
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    cfg = ck.get("config")
-    if not cfg or "arch" not in cfg:
-        print(f"error: {args.checkpoint} has no run config (was it written by resnet18_cifar10.py?)", file=sys.stderr)
-        return 1
+        raise cli.UsageError(f"image {args.image!r} does not exist")
+    cfg = ck["config"]
     if args.device == "cuda" and not mt.cuda.is_available():
-        print("error: --device cuda, but no CUDA GPU is usable here; use --device cpu", file=sys.stderr)
-        return 2
+        raise cli.UsageError("--device cuda, but no CUDA GPU is usable here; use --device cpu")
     model = build_model(cfg).to(args.device)
     restore_model(model, ck["model"])
     model.eval()
@@ -111,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         x = load_image(args.image, cfg["in_channels"], cfg["image_size"], invert=args.invert)
     except (OSError, ValueError, SyntaxError) as exc:  # what matplotlib/Pillow raise for an unreadable file
-        print(
-            f"error: cannot read {args.image} as an image ({exc}); give a PNG file (JPEG needs Pillow)", file=sys.stderr
-        )
-        return 1
+        raise cli.DataError(
+            f"cannot read {args.image} as an image ({exc}); give a PNG file (JPEG needs Pillow)"
+        ) from None
     mean = np.asarray(cfg["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(cfg["std"], dtype=np.float32).reshape(1, -1, 1, 1)
     x = (x - mean) / std

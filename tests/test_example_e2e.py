@@ -135,7 +135,7 @@ def test_predict_prints_top3_matching_the_model(run: Path, data_dir: Path, tmp_p
     model = example.build_model(ck["config"])
     model.load_state_dict(ck["model"])
     model.eval()
-    x = example.eval_transform(example.dataset_info("cifar10"))(test.images[3:4])
+    x = example.eval_transform(CIFAR10.info)(test.images[3:4])
     with mt.no_grad():
         p = model(mt.tensor(x)).softmax(axis=1).numpy()[0]
     assert lines[1].split()[1] == CIFAR10.CLASSES[int(p.argmax())]

@@ -10,6 +10,7 @@
   it loads matplotlib).
 """
 
+from . import recipe, runs  # a recipe's optimizer/schedule/transforms; run folders, checkpoints, test reports
 from .checkpoint import (
     load_checkpoint,
     restore_model,
