@@ -1,7 +1,12 @@
 """``minitorch_nndl.train``: the training loop and what surrounds it.
 
 * :class:`Trainer` -- ``fit`` / ``evaluate`` / ``predict``, best and last checkpoints,
-  exact resume, Ctrl-C and NaN handling, history (see :mod:`.trainer`);
+  exact resume, Ctrl-C and NaN handling, history (see :mod:`.trainer`).  The loop is
+  :mod:`.trainer`; around it, one job per module: :mod:`.position` (where the run stands,
+  exact resume), :mod:`.interrupt` (Ctrl-C), :mod:`.divergence` and :mod:`.last_good` (the
+  NaN stop), :mod:`.reporting` (epoch numbers, progress bar, summary lines),
+  :mod:`.evaluation` (evaluate/predict), :mod:`.placement` (the device rule for batches),
+  :mod:`.atomic` (atomic file writes);
 * metrics counted on the device: :class:`Accuracy`, :class:`TopKAccuracy`,
   :class:`PerClassAccuracy`, :class:`ConfusionMatrix` (see :mod:`.metrics` for the
   bugs they avoid);
