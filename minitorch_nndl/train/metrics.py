@@ -150,13 +150,8 @@ class _HitRate(_SampleSum):
     keys = ("correct", "total")
     dtype = np.int64
 
-    @property
-    def correct(self) -> Any:
-        return self._sum
-
-    @property
-    def total(self) -> int:
-        return self._count
+    correct = property(lambda self: self._sum, doc="Samples predicted right: a 0-d int64 array on the device.")
+    total = property(lambda self: self._count, doc="Samples seen (a host int).")
 
 
 class Accuracy(_HitRate):
@@ -306,13 +301,8 @@ class MeanMetric(_SampleSum):
     def __init__(self) -> None:
         self.reset()
 
-    @property
-    def total_value(self) -> Any:
-        return self._sum
-
-    @property
-    def count(self) -> int:
-        return self._count
+    total_value = property(lambda self: self._sum, doc="``sum(value_i * n_i)``: a 0-d float64 array on the device.")
+    count = property(lambda self: self._count, doc="``sum(n_i)`` (a host int).")
 
     def update(self, value: Any, n: Any = 1) -> None:  # type: ignore[override]
         n = int(n)
