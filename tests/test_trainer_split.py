@@ -134,3 +134,13 @@ def test_epoch_meter_carries_an_interrupted_epoch_over() -> None:
     assert row["seconds"] >= state["epoch_seconds"]
     line = epoch_summary({**row, "dev_loss": 0.5, "dev_acc": 0.75}, improved=True)
     assert line.startswith("epoch   2 | train loss 1.2500 acc  50.00% | dev loss 0.5000 acc  75.00% *")
+
+
+def test_the_progress_bar_shows_on_stderr_and_the_summary_on_stdout(capsys) -> None:
+    x, y = _data()
+    model = _model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), quiet=False)
+    assert trainer.fit(DataLoader(TensorDataset(x, y), batch_size=16), epochs=2, log_every=1).ok
+    out, err = capsys.readouterr()
+    assert [line.split(" |")[0] for line in out.splitlines()] == ["epoch   1", "epoch   2"]
+    assert "epoch 1/2" in err and "epoch 2/2" in err  # one bar per epoch, closed at its end

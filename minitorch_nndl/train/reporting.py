@@ -109,9 +109,7 @@ class Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(
-                total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr
-            )  # fmt: skip
+            self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
         try:
             yield self
         finally:
