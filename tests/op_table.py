@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import minitorch_nndl as mt
 from minitorch_nndl.ops.conv import conv2d
 from minitorch_nndl.ops.loss import cross_entropy, mse_loss, nll_loss
+from minitorch_nndl.ops.lrn import local_response_norm
 from minitorch_nndl.ops.norm import batch_norm
 from minitorch_nndl.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from minitorch_nndl.testing.strategies import (
@@ -497,6 +498,24 @@ def reference_mse_loss(a: np.ndarray, b: np.ndarray, reduction: str) -> np.ndarr
     return _reduce_losses((a - b) ** 2, reduction)
 
 
+@st.composite
+def lrn_inputs(draw: Any) -> tuple:
+    """(x, size, alpha, beta, k): x (N, C, ...) of 3 or 4 dims; alpha large enough that the window term matters."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 6)), *draw(shapes(1, 2, max_side=3)))
+    size = draw(st.integers(1, 5))
+    alpha = draw(st.sampled_from([1e-4, 0.5, 2.0]))
+    beta = draw(st.sampled_from([0.75, 0.5, 1.5]))
+    k = draw(st.sampled_from([1.0, 2.0]))
+    return draw(tensors(shape)), size, alpha, beta, k
+
+
+def reference_lrn(x: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
+    """PyTorch's definition, channel by channel: the window is c - size//2 .. c + (size-1)//2."""
+    C = x.shape[1]
+    energy = np.stack([(x[:, max(0, c - size // 2) : c + (size - 1) // 2 + 1] ** 2).sum(axis=1) for c in range(C)], 1)
+    return x / (k + alpha / size * energy) ** beta
+
+
 # ------------------------------------------------------------------ the table
 
 BINARY = frozenset({"binary"})
@@ -613,6 +632,7 @@ OPS: list[OpSpec] = [
     OpSpec("cross_entropy", cross_entropy, reference_cross_entropy, classification_inputs(smoothing=True)),
     OpSpec("nll_loss", nll_loss, reference_nll_loss, classification_inputs(smoothing=False)),
     OpSpec("mse_loss", mse_loss, reference_mse_loss, mse_inputs()),
+    OpSpec("local_response_norm", local_response_norm, reference_lrn, lrn_inputs()),
 ]
 
 OPS_BY_NAME: dict[str, OpSpec] = {spec.name: spec for spec in OPS}

@@ -7,6 +7,7 @@ The public API at a glance::
     Sequential, ModuleList, Identity        containers
     Linear, Conv2d                          learnable layers (PyTorch's initialisation)
     BatchNorm1d, BatchNorm2d                normalisation (running statistics as buffers)
+    LocalResponseNorm                       AlexNet's normalisation across channels
     ReLU, LeakyReLU, Sigmoid, Tanh          activations
     MaxPool2d, AvgPool2d, AdaptiveAvgPool2d pooling
     Flatten, Dropout                        reshaping, regularisation
@@ -26,7 +27,7 @@ from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module, RemovableHandle
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
@@ -43,6 +44,7 @@ __all__ = [
     "IncompatibleKeys",
     "LeakyReLU",
     "Linear",
+    "LocalResponseNorm",
     "MSELoss",
     "Module",
     "ModuleList",

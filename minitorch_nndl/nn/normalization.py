@@ -1,4 +1,5 @@
-"""Batch normalisation layers: ``BatchNorm1d`` (inputs (N, C) or (N, C, L)) and ``BatchNorm2d`` ((N, C, H, W))."""
+"""Batch normalisation layers: ``BatchNorm1d`` (inputs (N, C) or (N, C, L)) and ``BatchNorm2d`` ((N, C, H, W));
+``LocalResponseNorm`` (AlexNet's normalisation across channels)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from .. import backend
 from ..factories import ones, zeros
+from ..ops.lrn import local_response_norm
 from ..ops.validate import float_dtype
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812  (PyTorch's conventional name)
@@ -128,3 +130,29 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs (statistics over N, H and W, per channel C)."""
 
     _expected_dims = (4,)
+
+
+class LocalResponseNorm(Module):
+    """Local response normalisation across channels (AlexNet's "LRN"), with PyTorch's definition and defaults.
+
+    ``y_c = x_c / (k + alpha / size * sum_{j = c - size//2}^{c + (size-1)//2} x_j^2) ** beta``
+
+    over inputs (N, C, ...) of 3 or more dimensions; no parameters.  AlexNet used
+    size=5, alpha=1e-4 (the paper's, which does not divide by size: PyTorch's alpha=5e-4),
+    beta=0.75, k=2.  Gradients: see :func:`minitorch_nndl.ops.lrn.local_response_norm`.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"LocalResponseNorm: size must be a positive int, got {size!r}")
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
