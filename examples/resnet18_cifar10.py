@@ -6,24 +6,18 @@
     python3 -c "from minitorch_nndl.data.synthetic import write_fake_cifar10; write_fake_cifar10('fake-cifar')"
     python3 examples/resnet18_cifar10.py --data-dir fake-cifar --arch resnet10 --width 8 --epochs 2  # seconds
 
-The default recipe targets >= 95% test accuracy with ResNet18 on CIFAR-10 after 200 epochs:
-CIFAR stem (3x3 stride-1 conv, no max-pool); Nesterov SGD, lr 0.1 at batch 128 (scaled with the
-batch size), weight decay 5e-4 on weights only; 5 warm-up epochs + cosine decay, stepped every
-batch; label smoothing 0.1; random crop (4-pixel padding) + flip, optionally cutout.
-``--recipe seed`` is the course experiment (73.6%): ImageNet stem, SGD lr 0.001 with plain momentum
-0.9, no weight decay, augmentation, schedule or smoothing, batch 64, 30 epochs.  Both normalize with
-the data set's mean and std.  docs/09-from-73-to-95.md explains each choice; the pieces are in
-``minitorch_nndl.train.recipe``.
+The default recipe targets >= 95% CIFAR-10 test accuracy with ResNet18 after 200 epochs; ``--recipe
+seed`` is the course experiment (73.6%).  ``--help`` states every default, docs/09-from-73-to-95.md
+explains each choice, and :class:`minitorch_nndl.train.recipe.Recipe` builds the pieces.  Without
+``--final`` the best epoch is chosen on ``dev`` (CIFAR-10's data_batch_5); the chosen model is
+evaluated once on ``test``.  A run folder (default ``runs/<dataset>-<arch>-<recipe>``) receives
+:data:`RUN_FILES`; one that holds a run is never reused (``-2``, ``-3``, ... unless ``--overwrite``),
+and every input is checked before it is created.  Ctrl-C saves ``last.npz``; ``--resume RUN/last.npz``
+continues with the run's saved settings (``--epochs N`` extends it); ``--eval-only CHECKPOINT``
+evaluates into ``RUN/eval-<name>/``.
 
-Without ``--final`` the model trains on ``train`` (40k CIFAR images) and the best epoch is chosen
-on ``dev`` (data_batch_5); with ``--final`` it trains on all 50k and keeps the last epoch.  Either
-way the chosen model is evaluated once on ``test``.  The run folder (``--out``, default
-``runs/<dataset>-<arch>-<recipe>``) receives :data:`RUN_FILES`; a folder holding a run is never
-reused (``-2``, ``-3``, ... unless ``--overwrite``), and every input is checked before it is created.
-Ctrl-C saves ``last.npz``; ``--resume RUN/last.npz`` continues with the run's saved settings
-(``--epochs N`` extends it); ``--eval-only CHECKPOINT`` evaluates into ``RUN/eval-<name>/``.
-This file is the options, their resolution into a run's settings (including the resume merge), and
-the train and evaluate entries; the library holds the rest.
+This file is the options, their resolution into a run's settings (the resume merge included), and
+the train and evaluate entries; minitorch_nndl.cli, .data.catalog and .train.runs/.recipe the rest.
 """
 
 from __future__ import annotations
@@ -42,12 +36,11 @@ import numpy as np
 import minitorch_nndl as mt
 from minitorch_nndl import cli, models, nn
 from minitorch_nndl.cli import DataError, UsageError, command_line, flag, given_options, without_option
-from minitorch_nndl.data import CIFAR10, DataLoader, FashionMNIST, random_subset
-from minitorch_nndl.train import Accuracy, Trainer, load_checkpoint, recipe, restore_model, runs
-from minitorch_nndl.train.recipe import eval_transform
+from minitorch_nndl.data import DataLoader, catalog, random_subset
+from minitorch_nndl.train import Accuracy, Trainer, restore_model, runs
+from minitorch_nndl.train.recipe import Recipe, eval_transform
 
 ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50")  # constructors in minitorch_nndl.models
-DATASETS = {"cifar10": CIFAR10, "fashion-mnist": FashionMNIST}
 #: every file a run writes into its folder (what --overwrite deletes first; nothing else is touched)
 RUN_FILES = tuple(
     "last.npz best.npz config.json history.json history.csv history_steps.csv curves.png lr.png "
@@ -59,7 +52,6 @@ RUNTIME_OPTIONS = frozenset({*RUNTIME, "eval_batch_size", "download"})
 RESUME_OPTIONS = RUNTIME_OPTIONS | {"resume", "epochs", "lr", "monitor_test"}  # epochs and lr rebuild the schedule
 EVAL_OPTIONS = RUNTIME_OPTIONS | {"eval_only", "out", "overwrite", "subset"}
 SUBSET_SEEDS = {"dev": 1, "test": 2}  # --subset draws the same dev and test images in every quick run
-SCHEDULE_KEYS = ("schedule", "lr", "epochs", "warmup_epochs")
 EPILOG = """\
 examples:
   python3 examples/resnet18_cifar10.py --download --device cuda      the full recipe on a GPU
@@ -100,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", choices=["cpu", "cuda"], help="where to train (default cpu)")
     a("--data-dir", metavar="FOLDER", help="folder holding (or receiving) the data set (default ./data)")
     a("--download", **on, help="download the data set into --data-dir if it is missing")
-    a("--dataset", choices=list(DATASETS), help="which data set (default cifar10)")
+    a("--dataset", choices=list(catalog.DATASETS), help="which data set (default cifar10)")
     a("--recipe", choices=["default", "seed"], help="defaults for every unset option below (default: default)")
     a("--arch", choices=list(ARCHS), help="default resnet18 (resnet10 = one block per stage)")
     a("--width", metavar="N", type=whole(1), help="base width of the ResNet (default 64 = the standard network)")
@@ -124,11 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--final", **on, help="train on train+dev and keep the last epoch (else select on dev)")
     a("--monitor-test", **on, help="also evaluate the test set after every epoch")
     a("--seed", metavar="N", type=whole(0), help="seeds weights, shuffling and augmentation (default 0)")
-    a(
-        "--out",
-        metavar="FOLDER",
-        help="run folder (default runs/<dataset>-<arch>-<recipe>; -2, -3, ... when it holds a run)",
-    )
+    out_help = "run folder (default runs/<dataset>-<arch>-<recipe>; -2, -3, ... when it holds a run)"
+    a("--out", metavar="FOLDER", help=out_help)
     a("--overwrite", **on, help="replace the run in --out instead of using a new folder")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its last.npz, with its saved settings")
@@ -137,12 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--quiet", **on, help="no progress bar (one line per epoch)")
     a("--num-workers", metavar="N", type=whole(0), help="background threads preparing batches (default 1)")
     a("--prefetch", metavar="N", type=whole(0), help="batches prepared ahead (default 2)")
-    a(
-        "--log-every",
-        metavar="N",
-        type=whole(1),
-        help="steps between progress-bar updates, each a host sync (default 50)",
-    )
+    log_help = "steps between progress-bar updates, each a host sync (default 50)"
+    a("--log-every", metavar="N", type=whole(1), help=log_help)
     a("--eval-batch-size", type=whole(1), help=argparse.SUPPRESS)
     return p
 
@@ -218,8 +203,8 @@ def resumed_config(args: argparse.Namespace, ck: dict[str, Any], ck_path: Path) 
     cfg = {**saved, **runtime_settings(args, saved), "out": str(ck_path.parent)}
     cfg.update({k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None})
     cfg["monitor_test"] = bool(args.monitor_test or saved.get("monitor_test"))
-    runs.check_latest(ck, ck_path)
-    check_resumable(cfg, args, ck_path, done=int(ck.get("trainer", {}).get("epoch", 0)))
+    warmup = cfg["warmup_epochs"] if cfg["schedule"] in ("cosine", "step") else 0.0
+    runs.check_resumable(ck, ck_path, cfg["epochs"], epochs_given=args.epochs is not None, warmup_epochs=warmup)
     t = ck.get("trainer", {})
     notes = {
         "resumed": f"from {args.resume} ({t.get('epoch', 0)} of {saved['epochs']} epochs done, step "
@@ -229,26 +214,6 @@ def resumed_config(args: argparse.Namespace, ck: dict[str, Any], ck_path: Path) 
     if changed:
         notes["changed"] = "on this command line: " + "; ".join(f"{k} {saved.get(k)!r} -> {cfg[k]!r}" for k in changed)
     return cfg, notes, cfg["epochs"] != saved.get("epochs") or cfg["lr"] != saved.get("lr")
-
-
-def check_resumable(cfg: dict[str, Any], args: argparse.Namespace, ck_path: Path, done: int) -> None:
-    """A resumed run must have epochs left to train, and at least its warm-up."""
-    if cfg["epochs"] < done:
-        raise UsageError(
-            f"--epochs {cfg['epochs']} is fewer than the {done} epochs this run has already trained: give "
-            f"--epochs {done + 1} or more to train longer, or evaluate it with --eval-only {ck_path}"
-        )
-    if cfg["epochs"] == done:
-        more = f"--epochs {done + 1} or more" if args.epochs is None else f"more than --epochs {done}"
-        raise UsageError(
-            f"the run in {ck_path.parent} has already trained all its {done} epochs: to train longer, resume with "
-            f"{more}; to evaluate it, use --eval-only {ck_path}"
-        )
-    if cfg["schedule"] in ("cosine", "step") and cfg["warmup_epochs"] > cfg["epochs"]:
-        raise UsageError(
-            f"--epochs {cfg['epochs']} is shorter than this run's {cfg['warmup_epochs']:g} warm-up epochs: "
-            f"resume with --epochs {math.ceil(cfg['warmup_epochs'])} or more"
-        )
 
 
 def eval_config(args: argparse.Namespace, ck: dict[str, Any]) -> dict[str, Any]:
@@ -267,54 +232,39 @@ def eval_config(args: argparse.Namespace, ck: dict[str, Any]) -> dict[str, Any]:
 def load_data(cfg: dict[str, Any], download: bool, eval_only: bool) -> dict[str, Any]:
     """``{"train", "dev", "test", "source"}`` (train/dev None where not needed), ``--subset`` applied;
     a :class:`DataError` with the data module's one-line message when the data cannot be used."""
-    dataset, root, n = DATASETS[cfg["dataset"]], cfg["data_dir"], cfg.get("subset")
-    kw = {"fallback": True} if dataset is FashionMNIST else {}  # Debian's copy when --data-dir holds none
+    name, root, n = cfg["dataset"], cfg["data_dir"], cfg.get("subset")
     try:
-        test = dataset(root, split="test", download=download, **kw)
+        test = catalog.open_split(name, root, "test", download=download)
         train = dev = None
         if not eval_only:
-            train = dataset(root, split="train+dev" if cfg["final"] else "train", **kw)
-            dev = None if cfg["final"] else dataset(root, split="dev", **kw)
+            train = catalog.open_split(name, root, "train+dev" if cfg["final"] else "train")
+            dev = None if cfg["final"] else catalog.open_split(name, root, "dev")
     except (OSError, ValueError) as exc:  # FileNotFoundError, DownloadError, CIFAR10FormatError, IDXFormatError
         raise DataError(str(exc)) from None
     return {
         "train": None if train is None else random_subset(train, n, cfg["seed"]),
         "dev": None if dev is None else random_subset(dev, n, SUBSET_SEEDS["dev"]),
         "test": random_subset(test, n, SUBSET_SEEDS["test"]),
-        "source": getattr(test, "source_note", None) or f"{cfg['dataset']} from {test.source}",
+        "source": getattr(test, "source_note", None) or f"{name} from {test.source}",
     }
 
 
 def describe(cfg: dict[str, Any], model: nn.Module, sizes: dict[str, int], notes: dict[str, str]) -> str:
     """What this run is, in a few lines; ``notes`` adds the data source, resume details and folder notes."""
     stem = "3x3 conv, no max-pool" if cfg["stem"] == "cifar" else "7x7/2 conv + 3x3/2 max-pool"
-    aug = "none"
-    if cfg["augment"]:
-        aug = f"random crop (pad {recipe.crop_padding(DATASETS[cfg['dataset']].info)}) + horizontal flip"
-        aug += f" + cutout {cfg['cutout']}" if cfg["cutout"] else ""
-    opt = (
-        f"SGD{' nesterov' if cfg['nesterov'] else ''} momentum {cfg['momentum']}"
-        if cfg["optimizer"] == "sgd"
-        else "Adam"
-    )
-    warm = f"{cfg['warmup_epochs']:g} warm-up epochs + "
-    sched = {
-        "none": "constant learning rate",
-        "cosine": warm + "cosine decay to 0",
-        "onecycle": "one-cycle",
-        "step": warm + "x0.1 at 50% and 75%",
-    }[cfg["schedule"]]
+    how = Recipe.from_config(cfg).describe(catalog.info(cfg["dataset"]))
     split = "train+dev (final model = last epoch)" if cfg["final"] else "train, best epoch chosen on dev"
     quick = " (--subset: a quick run, evaluated on a subset too)" if cfg.get("subset") else ""
     width = f", width {cfg['width']}" if cfg["width"] != 64 else ""
+    images = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
     lines = [
         f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
         f"  model     {cfg['stem']} stem ({stem}){width}, {model.num_parameters():,} parameters",
-        f"  data      {split}: {', '.join(f'{k} {v:,}' for k, v in sizes.items())} images{quick}; augmentation: {aug}",
+        f"  data      {split}: {images} images{quick}; augmentation: {how['augmentation']}",
         f"            {notes['source']}",
-        f"  optimizer {opt}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
+        f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
         f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
-        f"  schedule  {sched} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
+        f"  schedule  {how['schedule']} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
         *(f"  {key:<9s} {notes[key]}" for key in ("resumed", "changed") if notes.get(key)),
         f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip(),
     ]
@@ -350,7 +300,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         out, notes["folder"] = runs.fresh_folder(args.out or default, bool(args.overwrite))
         runs.prepare_folder(out, bool(args.overwrite), RUN_FILES)
         cfg["out"] = str(out)
-    info = DATASETS[cfg["dataset"]].info
+    info = catalog.info(cfg["dataset"])
     cfg.update(num_classes=info.num_classes, in_channels=info.channels, classes=list(info.classes))
     cfg.update(mean=list(info.mean), std=list(info.std), image_size=info.image_size)
     mt.manual_seed(cfg["seed"])
@@ -363,81 +313,48 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def evaluate(checkpoint: str, cfg: dict[str, Any], model: nn.Module, data: dict[str, Any], notes: dict) -> int:
     """The ``--eval-only`` entry: the test report of ``model`` (restored from ``checkpoint``) in ``cfg["out"]``."""
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-    trainer = Trainer(
-        model, None, loss_fn, device=cfg["device"], quiet=True, eval_loss_fn=nn.CrossEntropyLoss(), config=cfg
-    )
+    loss_fn, device = Recipe.from_config(cfg).loss_fn(), cfg["device"]
+    trainer = Trainer(model, None, loss_fn, device=device, quiet=True, eval_loss_fn=nn.CrossEntropyLoss(), config=cfg)
     print(f"evaluating {checkpoint} on {data['source']}; results in {cfg['out']}/ {notes['folder']}".rstrip())
     summary = write_summary(trainer, cfg, data["test"], checkpoint)
     print(f"test accuracy {100 * summary['test_acc']:.2f}% on {summary['n_test']:,} images ({checkpoint})")
     return 0
 
 
-def write_summary(trainer: Trainer, cfg: dict[str, Any], test_ds: Any, checkpoint: str | None, **extra: Any) -> dict:
-    """The test report (figures and numbers) in ``cfg["out"]``, with ``extra`` in its test_summary.json."""
-    info, out = DATASETS[cfg["dataset"]].info, Path(cfg["out"])
-    loader = _eval_loader(test_ds, cfg)
-    report = runs.test_report(trainer, loader, list(info.classes), out, eval_transform(info))
-    summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
-    (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-def _eval_loader(ds: Any, cfg: dict[str, Any]) -> DataLoader:
-    info = DATASETS[cfg["dataset"]].info
-    return DataLoader(ds, batch_size=cfg["eval_batch_size"], transform=eval_transform(info), device=cfg["device"])
-
-
 def train(
-    args: argparse.Namespace,
-    argv: list[str],
-    cfg: dict[str, Any],
-    model: nn.Module,
-    data: dict[str, Any],
-    notes: dict[str, str],
-    rebuild: bool,
+    args: argparse.Namespace, argv: list[str], cfg: dict, model: nn.Module, data: dict, notes: dict, rebuild: bool
 ) -> int:
     """The training entry: train (or continue training), then evaluate the chosen model on the test set."""
-    out, info = Path(cfg["out"]), DATASETS[cfg["dataset"]].info
+    out, info, how = Path(cfg["out"]), catalog.info(cfg["dataset"]), Recipe.from_config(cfg)
     train_loader = DataLoader(
         data["train"],
         batch_size=cfg["batch_size"],
         shuffle=True,
         seed=cfg["seed"],
-        transform=recipe.train_transform(info, cfg["augment"], cfg["cutout"]),
+        transform=how.train_transform(info),
         device=cfg["device"],
         prefetch=cfg["prefetch"],
         num_workers=cfg["num_workers"],
     )
-    dev_loader = None if data["dev"] is None else _eval_loader(data["dev"], cfg)
-    monitor = {"test": _eval_loader(data["test"], cfg)} if cfg["monitor_test"] else {}
-    opt = recipe.build_optimizer(
-        model, cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["weight_decay"]
-    )
-    schedule = {k: cfg[k] for k in SCHEDULE_KEYS}
+    opt = how.build_optimizer(model)
     trainer = Trainer(
         model,
         opt,
-        nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"]),
+        how.loss_fn(),
         metrics=[Accuracy()],
-        scheduler=None if rebuild else recipe.build_scheduler(opt, len(train_loader), **schedule),
+        scheduler=None if rebuild else how.build_scheduler(opt, len(train_loader)),
         device=cfg["device"],
         out_dir=out,
         scheduler_step="batch",
         quiet=cfg["quiet"],
         eval_loss_fn=nn.CrossEntropyLoss(),
         config=cfg,
-        monitor=monitor,
+        monitor={"test": _eval_loader(data["test"], cfg)} if cfg["monitor_test"] else {},
     )
     if args.resume:
-        trainer.load(args.resume)  # model, optimizer, schedule, position, history; fit() continues from here
-        if rebuild:
-            before = trainer.lr()
-            trainer.scheduler = recipe.rebuild_scheduler(opt, len(train_loader), trainer.global_step, **schedule)
-            notes["changed"] += (
-                f"; the learning-rate schedule is rebuilt for lr {cfg['lr']:g} over {cfg['epochs']} epochs and "
-                f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
-            )
+        replanned = runs.resume(trainer, args.resume, len(train_loader), replan=how if rebuild else None)
+        if replanned:
+            notes["changed"] += f"; {replanned}"
         # the record of each resume travels in config.json and in every later checkpoint
         cfg["resumes"] = [*cfg.get("resumes", []), {"step": trainer.global_step, "changed": notes.get("changed", "")}]
         trainer.config = dict(cfg)
@@ -445,6 +362,7 @@ def train(
     print(describe(cfg, model, sizes, notes), flush=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     t0 = time.perf_counter()
+    dev_loader = None if data["dev"] is None else _eval_loader(data["dev"], cfg)
     result = trainer.fit(train_loader, dev_loader, epochs=cfg["epochs"], log_every=cfg["log_every"])
     minutes = (time.perf_counter() - t0) / 60
     title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
@@ -452,46 +370,23 @@ def train(
         title += f"; train loss includes label smoothing {cfg['label_smoothing']}"
     runs.plot_training(trainer.history, out, title)
     if result.status in ("interrupted", "nan"):
-        return stopped(result, cfg, argv, minutes)
+        code, hint = runs.stop_hint(result, _command, argv, cfg["lr"])
+        head = f"stopped after {minutes:.1f} min." if code == 130 else "error: the run diverged (see above);"
+        print(f"{head} {hint}", file=sys.stderr)
+        return code
     return finish(trainer, cfg, model, data["test"], minutes)
-
-
-def stopped(result: Any, cfg: dict[str, Any], argv: list[str], minutes: float) -> int:
-    """After Ctrl-C (130) or divergence (1): the command that continues, or starts again with a lower lr."""
-    if result.status == "interrupted":
-        if result.last_checkpoint:
-            hint = f"Continue with:\n    {_command('--resume', result.last_checkpoint)}"
-        else:
-            hint = "Nothing was saved yet (no epoch and no step had completed): start the run again."
-        print(f"stopped after {minutes:.1f} min. {hint}", file=sys.stderr)
-        return 130
-    lower = f"{cfg['lr'] / 10:g}"
-    if result.last_checkpoint:
-        hint = "continue from the last good checkpoint with a 10x lower learning rate:\n    "
-        hint += _command("--resume", result.last_checkpoint, "--lr", lower)
-    else:
-        hint = "start again with a 10x lower learning rate:\n    " + _command(
-            *without_option(argv, "--lr"), "--lr", lower
-        )
-    print(f"error: the run diverged (see above); {hint}", file=sys.stderr)
-    return 1
 
 
 def finish(trainer: Trainer, cfg: dict[str, Any], model: nn.Module, test_ds: Any, minutes: float) -> int:
     """Evaluate the chosen model (best.npz: best on dev, or the last epoch with --final) on the test set."""
-    chosen = Path(cfg["out"]) / "best.npz"
-    if chosen.exists():
-        ck = load_checkpoint(chosen)
-        restore_model(model, ck["model"])
-        best_epoch, which = ck["trainer"]["epoch"], "last epoch" if cfg["final"] else "best on dev"
-    else:  # --epochs 0: nothing was trained, so the untrained model is what there is to evaluate
-        best_epoch, which = None, "untrained: --epochs 0"
+    chosen, best_epoch = runs.restore_best(model, Path(cfg["out"]))
+    which = "untrained: --epochs 0" if chosen is None else "last epoch" if cfg["final"] else "best on dev"
     seconds = [r.get("seconds") or 0.0 for r in trainer.history.epochs]
     summary = write_summary(
         trainer,
         cfg,
         test_ds,
-        str(chosen) if chosen.exists() else None,
+        None if chosen is None else str(chosen),
         train_minutes=sum(s for s in seconds if math.isfinite(s)) / 60,  # every session of the run
         epochs_trained=trainer.epoch,
         best_epoch=best_epoch,
@@ -503,6 +398,20 @@ def finish(trainer: Trainer, cfg: dict[str, Any], model: nn.Module, test_ds: Any
         f"{np.median(rates) if rates else float('nan'):,.0f} img/s. Outputs in {cfg['out']}/"
     )
     return 0
+
+
+def write_summary(trainer: Trainer, cfg: dict[str, Any], test_ds: Any, checkpoint: str | None, **extra: Any) -> dict:
+    """The test report (figures and numbers) in ``cfg["out"]``, with ``extra`` in its test_summary.json."""
+    info, out = catalog.info(cfg["dataset"]), Path(cfg["out"])
+    report = runs.test_report(trainer, _eval_loader(test_ds, cfg), list(info.classes), out, eval_transform(info))
+    summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
+    (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _eval_loader(ds: Any, cfg: dict[str, Any]) -> DataLoader:
+    transform = eval_transform(catalog.info(cfg["dataset"]))
+    return DataLoader(ds, batch_size=cfg["eval_batch_size"], transform=transform, device=cfg["device"])
 
 
 def _command(*args: str) -> str:

@@ -151,3 +151,78 @@ def test_random_subset_is_seeded_and_keeps_the_order():
     assert len(a) == 10 and (np.diff(a.indices) > 0).all()
     assert not np.array_equal(a.indices, random_subset(ds, 10, seed=4).indices)
     assert random_subset(ds, None) is ds and random_subset(ds, 100) is ds
+
+
+def test_a_recipe_from_a_run_config_builds_and_describes_its_pieces():
+    cfg = {"epochs": 2, "batch_size": 16, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+    cfg.update(weight_decay=5e-4, schedule="cosine", warmup_epochs=0.5, label_smoothing=0.1, augment=True, cutout=8)
+    how = recipe.Recipe.from_config({**cfg, "arch": "resnet10", "out": "runs/x"})  # other keys are ignored
+    assert how.describe(CIFAR10.info) == {
+        "augmentation": "random crop (pad 4) + horizontal flip + cutout 8",
+        "optimizer": "SGD nesterov momentum 0.9",
+        "schedule": "0.5 warm-up epochs + cosine decay to 0",
+    }
+    assert recipe.Recipe(epochs=1, batch_size=8, optimizer="adam", augment=False).describe(CIFAR10.info) == {
+        "augmentation": "none",
+        "optimizer": "Adam",
+        "schedule": "5 warm-up epochs + cosine decay to 0",
+    }
+    opt = how.build_optimizer(nn.Linear(3, 2))
+    assert opt.param_groups[0]["lr"] == 0.05 and how.loss_fn().label_smoothing == 0.1
+    assert how.build_scheduler(opt, 10) is not None
+
+
+def test_the_catalog_opens_data_sets_by_name(tmp_path):
+    from minitorch_nndl.data import catalog
+    from minitorch_nndl.data.synthetic import write_fake_cifar10
+
+    write_fake_cifar10(tmp_path, n_per_batch=5, archive=False)
+    assert catalog.info("cifar10") is CIFAR10.info and catalog.info("fashion-mnist") is FashionMNIST.info
+    assert len(catalog.open_split("cifar10", tmp_path, "test")) == 5
+    with pytest.raises(ValueError, match="unknown data set 'mnist': choose from cifar10, fashion-mnist"):
+        catalog.open_split("mnist", tmp_path, "test")
+
+
+class _Result:
+    def __init__(self, status: str, last_checkpoint: str | None) -> None:
+        self.status, self.last_checkpoint = status, last_checkpoint
+
+
+def test_stop_hints_name_the_command_that_continues():
+    def command(*args: str) -> str:
+        return " ".join(["python3 prog.py", *args])
+
+    argv = ["--epochs", "3", "--lr", "0.5"]
+    assert runs.stop_hint(_Result("interrupted", "r/last.npz"), command, argv, 0.5) == (
+        130,
+        "Continue with:\n    python3 prog.py --resume r/last.npz",
+    )
+    assert runs.stop_hint(_Result("interrupted", None), command, argv, 0.5)[1].startswith("Nothing was saved yet")
+    code, hint = runs.stop_hint(_Result("nan", "r/last.npz"), command, argv, 0.5)
+    assert code == 1 and hint.endswith("python3 prog.py --resume r/last.npz --lr 0.05")
+    assert runs.stop_hint(_Result("nan", None), command, argv, 0.5)[1].endswith("prog.py --epochs 3 --lr 0.05")
+
+
+def test_check_resumable_refuses_a_run_that_cannot_continue(tmp_path):
+    ck = {"trainer": {"epoch": 2, "global_step": 10}}
+    path = tmp_path / "last.npz"
+    runs.check_resumable(ck, path, epochs=3, epochs_given=True, warmup_epochs=1)
+    with pytest.raises(cli.UsageError, match="fewer than the 2 epochs"):
+        runs.check_resumable(ck, path, epochs=1, epochs_given=True)
+    with pytest.raises(
+        cli.UsageError, match="already trained all its 2 epochs: to train longer, resume with --epochs 3"
+    ):
+        runs.check_resumable(ck, path, epochs=2, epochs_given=False)
+    with pytest.raises(cli.UsageError, match="resume with more than --epochs 2"):
+        runs.check_resumable(ck, path, epochs=2, epochs_given=True)
+    with pytest.raises(cli.UsageError, match="shorter than this run's 3.5 warm-up epochs: resume with --epochs 4"):
+        runs.check_resumable(ck, path, epochs=3, epochs_given=True, warmup_epochs=3.5)
+
+
+def test_restore_best_without_a_best_checkpoint(tmp_path):
+    assert runs.restore_best(nn.Linear(2, 2), tmp_path) == (None, None)
+    model = nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "best.npz", model=model, trainer={"epoch": 4})
+    other = nn.Linear(2, 2)
+    assert runs.restore_best(other, tmp_path) == (tmp_path / "best.npz", 4)
+    np.testing.assert_array_equal(other.weight.numpy(), model.weight.numpy())

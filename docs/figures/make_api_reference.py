@@ -50,6 +50,7 @@ MODULES = [
     "minitorch_nndl.data",
     "minitorch_nndl.data.transforms",
     "minitorch_nndl.data.synthetic",
+    "minitorch_nndl.data.catalog",
     "minitorch_nndl.models",
     "minitorch_nndl.train",
     "minitorch_nndl.train.recipe",

@@ -6,10 +6,11 @@
 * :mod:`.transforms` -- vectorized batch augmentation on the CPU (crop, flip, cutout, erasing, normalize);
 * :mod:`.cifar10`, :mod:`.fashion_mnist` -- the datasets, read from the official files (``download=True``
   fetches and verifies them);
+* :mod:`.catalog` -- the data sets by name (``catalog.open_split("cifar10", root, "test")``);
 * :mod:`.synthetic` -- tiny look-alikes in the same on-disk formats, for tests.
 """
 
-from . import transforms
+from . import catalog, transforms
 from ._download import ChecksumError, DownloadError, download_url, md5_file, safe_extract_tar
 from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, UnsafePickleError, restricted_loads
 from .dataloader import DataLoader
@@ -47,6 +48,7 @@ __all__ = [
     "TensorDataset",
     "ToTensor",
     "UnsafePickleError",
+    "catalog",
     "collate",
     "download_url",
     "md5_file",

@@ -1,6 +1,7 @@
 """The pieces of a training recipe: optimizer, per-step learning-rate schedule, data transforms.
 
-What ``examples/resnet18_cifar10.py`` trains with, as functions a program calls with its settings:
+What ``examples/resnet18_cifar10.py`` trains with: a :class:`Recipe` holds the settings (as a run's
+config stores them) and builds each piece; the functions below build them from plain arguments.
 
 * :func:`build_optimizer` -- SGD (optionally Nesterov) or Adam, weight decay on weights only
   (never on BatchNorm parameters or biases: :func:`~minitorch_nndl.optim.split_weight_decay`);
@@ -13,6 +14,7 @@ What ``examples/resnet18_cifar10.py`` trains with, as functions a program calls 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .. import nn, optim
@@ -20,6 +22,7 @@ from ..data import DatasetInfo, transforms
 
 __all__ = [
     "SCHEDULES",
+    "Recipe",
     "build_optimizer",
     "build_scheduler",
     "crop_padding",
@@ -106,3 +109,73 @@ def train_transform(info: DatasetInfo, augment: bool = True, cutout: int = 0) ->
     if cutout:
         steps.append(transforms.Cutout(cutout))
     return transforms.Compose(steps)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained: the settings of a run's config that say so, and what they build.
+
+    ``Recipe.from_config(cfg)`` picks these fields out of a run's settings (a dict with more keys);
+    the methods build the optimizer, schedule, loss and transforms, and :meth:`describe` says in
+    words what they are, for a program's banner.
+    """
+
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 5.0
+    label_smoothing: float = 0.1
+    augment: bool = True
+    cutout: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Recipe:
+        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
+
+    def build_optimizer(self, model: nn.Module) -> Any:
+        return build_optimizer(model, self.optimizer, self.lr, self.momentum, self.nesterov, self.weight_decay)
+
+    def build_scheduler(self, opt: Any, steps_per_epoch: int, steps_done: int | None = None) -> Any:
+        """The per-step schedule; with ``steps_done``, planned anew on a restored optimizer and advanced
+        to that step (:func:`rebuild_scheduler`: a resumed run given new epochs or lr)."""
+        settings = {
+            "schedule": self.schedule,
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "warmup_epochs": self.warmup_epochs,
+        }
+        if steps_done is None:
+            return build_scheduler(opt, steps_per_epoch, **settings)
+        return rebuild_scheduler(opt, steps_per_epoch, steps_done, **settings)
+
+    def loss_fn(self) -> nn.Module:
+        """Cross-entropy with the recipe's label smoothing (for training; evaluate without it)."""
+        return nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+
+    def train_transform(self, info: DatasetInfo) -> Any:
+        return train_transform(info, self.augment, self.cutout)
+
+    def describe(self, info: DatasetInfo) -> dict[str, str]:
+        """``{"augmentation", "optimizer", "schedule"}`` in words, e.g. ``"SGD nesterov momentum 0.9"``."""
+        aug = "none"
+        if self.augment:
+            aug = f"random crop (pad {crop_padding(info)}) + horizontal flip"
+            aug += f" + cutout {self.cutout}" if self.cutout else ""
+        opt = (
+            "Adam"
+            if self.optimizer == "adam"
+            else f"SGD{' nesterov' if self.nesterov else ''} momentum {self.momentum}"
+        )
+        warm = f"{self.warmup_epochs:g} warm-up epochs + "
+        schedule = {
+            "none": "constant learning rate",
+            "cosine": warm + "cosine decay to 0",
+            "onecycle": "one-cycle",
+            "step": warm + "x0.1 at 50% and 75%",
+        }[self.schedule]
+        return {"augmentation": aug, "optimizer": opt, "schedule": schedule}

@@ -3,9 +3,12 @@
 * :func:`fresh_folder` / :func:`prepare_folder` -- a new run never replaces an earlier one: it
   goes to ``<folder>-2`` (``-3``, ...) unless ``overwrite``, and nothing is created until every
   input has been checked;
-* :func:`read_run_checkpoint` / :func:`check_latest` -- load the checkpoint a program is told
-  to resume from or evaluate, and refuse one older than the run's ``last.npz``;
-* :func:`test_report` / :func:`plot_training` -- test-set numbers and the figures of a run.
+* :func:`read_run_checkpoint`, :func:`check_resumable`, :func:`resume` -- load the checkpoint a
+  program is told to resume from or evaluate, refuse a resume that cannot continue (older than the
+  run's ``last.npz``, no epochs left, shorter than the warm-up), and continue a Trainer from it;
+* :func:`stop_hint` -- after Ctrl-C or a diverged run, the command that continues it;
+* :func:`restore_best`, :func:`test_report`, :func:`plot_training` -- the model a run chose, its
+  test-set numbers and the figures.
 
 Errors are :class:`~minitorch_nndl.cli.UsageError` (exit 2) and
 :class:`~minitorch_nndl.cli.DataError` (exit 1): one line that names the file and the fix.
@@ -15,17 +18,30 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..cli import DataError, UsageError
+from ..cli import DataError, UsageError, without_option
 from ..tensor import Tensor
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, restore_model
 from .metrics import Accuracy, ConfusionMatrix, PerClassAccuracy, TopKAccuracy
+from .recipe import Recipe
 
-__all__ = ["check_latest", "fresh_folder", "plot_training", "prepare_folder", "read_run_checkpoint", "test_report"]
+__all__ = [
+    "check_latest",
+    "check_resumable",
+    "fresh_folder",
+    "plot_training",
+    "prepare_folder",
+    "read_run_checkpoint",
+    "restore_best",
+    "resume",
+    "stop_hint",
+    "test_report",
+]
 
 
 def _is_empty(folder: Path) -> bool:
@@ -97,6 +113,80 @@ def check_latest(ck: dict[str, Any], ck_path: Path) -> None:
             f"{later.get('epoch')} epochs): resuming from {ck_path.name} would replace the later epochs. "
             f"Resume from {last}, or evaluate {ck_path.name} with --eval-only {ck_path}"
         )
+
+
+def check_resumable(
+    ck: dict[str, Any], ck_path: Path, epochs: int, epochs_given: bool, warmup_epochs: float = 0.0
+) -> None:
+    """Refuse to resume the run of ``ck`` (read from ``ck_path``) for ``epochs`` epochs in all when it
+    cannot continue: ``ck`` is older than the run's last.npz (:func:`check_latest`), no epoch is left
+    to train, or ``epochs`` is shorter than the schedule's ``warmup_epochs``.  ``epochs_given`` says
+    whether ``--epochs`` was typed (the message then says "more than --epochs N")."""
+    check_latest(ck, ck_path)
+    done = int(ck.get("trainer", {}).get("epoch", 0))
+    if epochs < done:
+        raise UsageError(
+            f"--epochs {epochs} is fewer than the {done} epochs this run has already trained: give "
+            f"--epochs {done + 1} or more to train longer, or evaluate it with --eval-only {ck_path}"
+        )
+    if epochs == done:
+        more = f"more than --epochs {done}" if epochs_given else f"--epochs {done + 1} or more"
+        raise UsageError(
+            f"the run in {ck_path.parent} has already trained all its {done} epochs: to train longer, resume with "
+            f"{more}; to evaluate it, use --eval-only {ck_path}"
+        )
+    if warmup_epochs > epochs:
+        raise UsageError(
+            f"--epochs {epochs} is shorter than this run's {warmup_epochs:g} warm-up epochs: "
+            f"resume with --epochs {math.ceil(warmup_epochs)} or more"
+        )
+
+
+def resume(trainer: Any, checkpoint: str | Path, steps_per_epoch: int, replan: Recipe | None = None) -> str:
+    """Continue ``trainer`` from ``checkpoint``: model, optimizer, schedule, position and history.
+
+    With ``replan`` (the run's recipe given new epochs or lr) the learning-rate schedule is planned
+    anew for it and advanced to the step reached; returns a note saying so ("" without).
+    """
+    trainer.load(checkpoint)
+    if replan is None:
+        return ""
+    before = trainer.lr()
+    trainer.scheduler = replan.build_scheduler(trainer.optimizer, steps_per_epoch, trainer.global_step)
+    return (
+        f"the learning-rate schedule is rebuilt for lr {replan.lr:g} over {replan.epochs} epochs and "
+        f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
+    )
+
+
+def stop_hint(result: Any, command: Callable[..., str], argv: list[str], lr: float) -> tuple[int, str]:
+    """The exit status and message of a ``fit`` that did not complete, for a program with ``--resume``
+    and ``--lr``: after Ctrl-C (130) the command that continues the run; after divergence (1) the one
+    that continues from the last good checkpoint, or starts again, with a 10x lower learning rate.
+
+    ``command(*args)`` is the program's command line with ``args``; ``argv`` what it was started with.
+    """
+    if result.status == "interrupted":
+        if result.last_checkpoint:
+            return 130, f"Continue with:\n    {command('--resume', result.last_checkpoint)}"
+        return 130, "Nothing was saved yet (no epoch and no step had completed): start the run again."
+    lower = f"{lr / 10:g}"
+    if result.last_checkpoint:
+        again = command("--resume", result.last_checkpoint, "--lr", lower)
+        return 1, f"continue from the last good checkpoint with a 10x lower learning rate:\n    {again}"
+    again = command(*without_option(argv, "--lr"), "--lr", lower)
+    return 1, f"start again with a 10x lower learning rate:\n    {again}"
+
+
+def restore_best(model: Any, out: Path) -> tuple[Path | None, int | None]:
+    """Load ``out/best.npz`` (the epoch a run chose) into ``model``; returns its path and epoch,
+    or ``(None, None)`` when the run saved none (``--epochs 0``: the untrained model is what there is)."""
+    chosen = out / "best.npz"
+    if not chosen.exists():
+        return None, None
+    ck = load_checkpoint(chosen)
+    restore_model(model, ck["model"])
+    return chosen, ck["trainer"]["epoch"]
 
 
 def test_report(trainer: Any, loader: Any, classes: list[str], out: Path, transform: Any) -> dict[str, Any]:
