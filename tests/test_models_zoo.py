@@ -169,3 +169,23 @@ def test_lrn_defaults_are_pytorchs() -> None:
 def test_errors_name_the_op_and_the_problem(call, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+@pytest.mark.parametrize("build", [models.alexnet, models.googlenet], ids=["alexnet", "googlenet"])
+def test_a_training_step_stays_on_the_device(build, device: str) -> None:
+    """CIFAR stems, 1/16 of the channels, with LRN and the auxiliary heads: every op on the device's arrays."""
+    extra = {"lrn": True, "hidden": 16} if build is models.alexnet else {"aux_logits": True}
+    model = build(num_classes=3, stem="cifar", width=4, device=device, **extra)
+    x = mt.randn(2, 3, 32, 32, device=device)
+    out = model(x)
+    y = mt.tensor([0, 2], device=device)
+    loss = sum(nn.CrossEntropyLoss()(o, y) for o in (out if isinstance(out, tuple) else (out,)))
+    loss.backward()
+    assert loss.device == device
+    assert all(p.grad is not None and p.device == device for p in model.parameters())
+
+
+def test_cifar_forms_have_the_documented_sizes() -> None:
+    alex, goog = models.alexnet(10, stem="cifar"), models.googlenet(10, stem="cifar")
+    assert models.count_parameters(alex) == 28_711_754 and models.count_macs(alex, (3, 32, 32)) == 201_912_320
+    assert models.count_parameters(goog) == 5_602_474 and models.count_macs(goog, (3, 32, 32)) == 452_175_872

@@ -242,6 +242,7 @@ class GoogLeNet(nn.Module):
 
 
 def googlenet(num_classes: int = 1000, aux_logits: bool = False, **kwargs: Any) -> GoogLeNet:
-    """torchvision's GoogLeNet (Inception v1): 6,624,904 parameters at 1000 classes without the auxiliary
-    heads; ``stem="cifar"`` for 32x32 inputs.  Every keyword of :class:`GoogLeNet` passes through."""
+    """torchvision's GoogLeNet (Inception v1): 6,624,904 parameters (13,004,888 with the auxiliary heads)
+    and 1.50 G MACs per 224x224 image at 1000 classes; ``stem="cifar"`` for 32x32 inputs (5,602,474
+    parameters and 0.45 G MACs at 10 classes).  Every keyword of :class:`GoogLeNet` passes through."""
     return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits, **kwargs)
