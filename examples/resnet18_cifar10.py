@@ -28,6 +28,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ RUNTIME = {"device": "cpu", "data_dir": "./data", "quiet": False, "num_workers":
 RUNTIME_OPTIONS = frozenset({*RUNTIME, "eval_batch_size", "download"})
 RESUME_OPTIONS = RUNTIME_OPTIONS | {"resume", "epochs", "lr", "monitor_test"}  # epochs and lr rebuild the schedule
 EVAL_OPTIONS = RUNTIME_OPTIONS | {"eval_only", "out", "overwrite", "subset"}
+#: the options that set a field of the recipe (--no-augment sets ``augment``; ``nesterov`` follows --recipe)
+RECIPE_OPTIONS = [f.name for f in fields(Recipe) if f.name not in ("nesterov", "augment")]
 SUBSET_SEEDS = {"dev": 1, "test": 2}  # --subset draws the same dev and test images in every quick run
 EPILOG = """\
 examples:
@@ -134,39 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     """The settings of a new run: every unset option filled in from the recipe and the data set."""
-    seed_recipe, fmnist = args.recipe == "seed", args.dataset == "fashion-mnist"
-
-    def pick(value: Any, default: Any, seed_value: Any = None) -> Any:
-        if value is not None:
-            return value
-        return seed_value if (seed_recipe and seed_value is not None) else default
-
+    dataset, name, arch = args.dataset or "cifar10", args.recipe or "default", args.arch or "resnet18"
+    given = {f: getattr(args, f) for f in RECIPE_OPTIONS}
+    how = Recipe.named(name, dataset, augment=False if args.no_augment else None, **given)
     cfg: dict[str, Any] = {
-        "dataset": pick(args.dataset, "cifar10"),
-        "recipe": pick(args.recipe, "default"),
-        "arch": pick(args.arch, "resnet18"),
-        "width": pick(args.width, 64),
-        "stem": pick(args.stem, "cifar", "imagenet"),
-        "epochs": pick(args.epochs, 15 if fmnist else 200, 30),
-        "batch_size": pick(args.batch_size, 128, 64),
-        "optimizer": pick(args.optimizer, "sgd"),
-        "momentum": pick(args.momentum, 0.9),
-        "nesterov": not seed_recipe,
-        "weight_decay": pick(args.weight_decay, 5e-4, 0.0),
-        "schedule": pick(args.schedule, "cosine", "none"),
-        "label_smoothing": pick(args.label_smoothing, 0.1, 0.0),
-        "augment": not (args.no_augment or seed_recipe),
-        "cutout": pick(args.cutout, 0),
+        "dataset": dataset,
+        "recipe": name,
+        "arch": arch,
+        "width": 64 if args.width is None else args.width,
+        "stem": args.stem or ("imagenet" if name == "seed" else "cifar"),
+        **asdict(how),
         "subset": args.subset,
         "final": bool(args.final),
         "monitor_test": bool(args.monitor_test),
-        "seed": pick(args.seed, 0),
+        "seed": 0 if args.seed is None else args.seed,
         **runtime_settings(args, {}),
+        "out": args.out or f"runs/{dataset}-{arch}-{name}",
     }
-    sgd_lr = 0.1 * cfg["batch_size"] / 128  # linear scaling rule
-    cfg["lr"] = pick(args.lr, 1e-3 if cfg["optimizer"] == "adam" else sgd_lr, 0.001)
-    cfg["warmup_epochs"] = pick(args.warmup_epochs, 5.0 if cfg["epochs"] >= 20 else min(2.0, cfg["epochs"] / 5), 0.0)
-    cfg["out"] = args.out or f"runs/{cfg['dataset']}-{cfg['arch']}-{cfg['recipe']}"
     if cfg["schedule"] in ("cosine", "step") and cfg["warmup_epochs"] > cfg["epochs"]:
         raise UsageError(
             f"--warmup-epochs {cfg['warmup_epochs']:g} is longer than the run ({cfg['epochs']} epochs): "

@@ -226,3 +226,26 @@ def test_restore_best_without_a_best_checkpoint(tmp_path):
     other = nn.Linear(2, 2)
     assert runs.restore_best(other, tmp_path) == (tmp_path / "best.npz", 4)
     np.testing.assert_array_equal(other.weight.numpy(), model.weight.numpy())
+
+
+def test_the_named_recipes_and_their_derived_defaults():
+    ours, seed = recipe.Recipe.named("default"), recipe.Recipe.named("seed")
+    assert (ours.epochs, ours.batch_size, ours.lr, ours.warmup_epochs, ours.nesterov, ours.augment) == (
+        200,
+        128,
+        0.1,
+        5.0,
+        True,
+        True,
+    )
+    assert (seed.epochs, seed.batch_size, seed.lr, seed.schedule, seed.weight_decay) == (30, 64, 0.001, "none", 0.0)
+    assert not seed.nesterov and not seed.augment and seed.label_smoothing == 0.0
+    assert recipe.Recipe.named("default", "fashion-mnist").epochs == 15
+    assert recipe.Recipe.named(batch_size=256).lr == pytest.approx(0.2)  # the linear scaling rule
+    assert recipe.Recipe.named(optimizer="adam", batch_size=256).lr == 1e-3
+    assert recipe.Recipe.named(epochs=5).warmup_epochs == 1.0 and recipe.Recipe.named(epochs=19).warmup_epochs == 2.0
+    assert recipe.Recipe.named("seed", lr=0.5, augment=True).lr == 0.5  # given settings win, but seed never augments
+    assert not recipe.Recipe.named("seed", augment=True).augment
+    assert recipe.Recipe.named(lr=None).lr == 0.1  # None means "not given"
+    with pytest.raises(ValueError, match="'default' and 'seed'"):
+        recipe.Recipe.named("fast")

@@ -137,6 +137,32 @@ class Recipe:
     def from_config(cls, cfg: dict[str, Any]) -> Recipe:
         return cls(**{f.name: cfg[f.name] for f in fields(cls)})
 
+    @classmethod
+    def named(cls, name: str = "default", dataset: str = "cifar10", **given: Any) -> Recipe:
+        """The recipe ``"default"`` (>= 95% on CIFAR-10 with ResNet18) or ``"seed"`` (the course's 73.6%
+        setup), with the ``given`` settings that are not None in place of its own.
+
+        The defaults that depend on other settings follow the given ones: ``epochs`` 200 for CIFAR-10 and
+        15 for Fashion-MNIST (seed: 30); ``lr`` 0.1 x batch/128 for SGD (the linear scaling rule) and 1e-3
+        for Adam (seed: 0.001); ``warmup_epochs`` 5, or epochs/5 but at most 2 below 20 epochs (seed: 0).
+        The seed recipe never augments and uses plain momentum: SGD lr 0.001, batch 64, no weight decay,
+        schedule or label smoothing.
+        """
+        if name not in ("default", "seed"):
+            raise ValueError(f"Recipe.named: the recipes are 'default' and 'seed', got {name!r}")
+        settings = {k: v for k, v in given.items() if v is not None}
+        if name == "seed":
+            seed = {"epochs": 30, "batch_size": 64, "lr": 0.001, "weight_decay": 0.0, "schedule": "none"}
+            settings = {**seed, "warmup_epochs": 0.0, "label_smoothing": 0.0, **settings}
+            settings.update(nesterov=False, augment=False)
+        settings.setdefault("epochs", 15 if dataset == "fashion-mnist" else 200)
+        settings.setdefault("batch_size", 128)
+        if "lr" not in settings:
+            settings["lr"] = 1e-3 if settings.get("optimizer") == "adam" else 0.1 * settings["batch_size"] / 128
+        if "warmup_epochs" not in settings:
+            settings["warmup_epochs"] = 5.0 if settings["epochs"] >= 20 else min(2.0, settings["epochs"] / 5)
+        return cls(**settings)
+
     def build_optimizer(self, model: nn.Module) -> Any:
         return build_optimizer(model, self.optimizer, self.lr, self.momentum, self.nesterov, self.weight_decay)
 
