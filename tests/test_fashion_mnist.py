@@ -226,3 +226,11 @@ def test_info_describes_the_data_set():
     assert CIFAR10.info.classes == CIFAR10.CLASSES and CIFAR10.info.mean == CIFAR10.MEAN
     with pytest.raises(AttributeError):
         info.image_size = 32  # frozen
+
+
+def test_the_catalog_downloads_what_neither_the_folder_nor_the_system_copy_holds(tmp_path, monkeypatch):
+    from minitorch_nndl.data import catalog
+
+    _server(tmp_path, monkeypatch)  # no system copy either
+    ds = catalog.open_split("fashion-mnist", tmp_path / "data", "test", download=True)
+    assert ds.source == tmp_path / "data" / "fashion-mnist" and not ds.from_system_copy and len(ds) == 12
