@@ -39,7 +39,6 @@ import argparse
 import csv
 import math
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -52,6 +51,17 @@ import numpy as np
 
 import minitorch_nndl as mt
 from minitorch_nndl import backend, models, nn, optim
+from minitorch_nndl.cli import (
+    DataError,
+    OneLineParser,
+    UsageError,
+    check_cuda,
+    command_line,
+    real_number,
+    run_program,
+    without_option,
+)
+from minitorch_nndl.cli import whole_number as at_least
 from minitorch_nndl.data import CIFAR10, DataLoader, FashionMNIST, Subset, transforms
 from minitorch_nndl.data.synthetic import write_fake_cifar10
 from minitorch_nndl.train import Trainer
@@ -59,14 +69,6 @@ from minitorch_nndl.train import Trainer
 DEFAULT_MODELS = ("lenet5", "alexnet", "vgg11", "googlenet", "resnet18", "resnet34", "resnet50")
 OUT_FILES = ("results.md", "results.csv", "epochs.csv", "accuracy.png", "tradeoff.png")
 BASE_LR, BASE_BATCH = 1e-3, 128
-
-
-class UsageError(Exception):
-    """A bad option; the message says what to change (exit 2)."""
-
-
-class DataError(Exception):
-    """The data or the device cannot be used; the message says why and how to fix it (exit 1)."""
 
 
 # ----------------------------------------------------------------------------- the networks
@@ -397,7 +399,7 @@ def plot(out: Path, results: list[Result]) -> None:
 
 # ----------------------------------------------------------------------------- the program
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description="Train several networks under one recipe and compare size, cost, speed and accuracy.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -405,36 +407,30 @@ def build_parser() -> argparse.ArgumentParser:
     a("--models", default=",".join(DEFAULT_MODELS), help=f"comma-separated, from: {', '.join(BUILDERS)}")
     a("--dataset", choices=["cifar10", "fashion-mnist", "fake"], default="fashion-mnist", help="which data set")
     a("--data-dir", default=None, help="folder with the data (default: data/ for CIFAR-10, Debian's Fashion-MNIST)")
-    a("--epochs", type=int, default=3, help="epochs per network")
-    a("--width", type=float, default=1.0, help="channel multiplier for every network but LeNet5")
-    a("--subset", type=int, default=None, help="train on N random training images (default: all)")
-    a("--test-subset", type=int, default=None, help="evaluate on N random test images (default: all)")
-    a("--batch-size", type=int, default=128, help="training batch size (the lr scales with it)")
-    a("--eval-batch-size", type=int, default=256, help="evaluation batch size")
+    a("--epochs", type=at_least(1), default=3, help="epochs per network")
+    a("--width", type=real_number(0.0, low_ok=False, note=" (1 = the published widths)"), default=1.0,
+      help="channel multiplier for every network but LeNet5")  # fmt: skip
+    a("--subset", type=at_least(1), default=None, help="train on N random training images (default: all)")
+    a("--test-subset", type=at_least(1), default=None, help="evaluate on N random test images (default: all)")
+    a("--batch-size", type=at_least(1), default=128, help="training batch size (the lr scales with it)")
+    a("--eval-batch-size", type=at_least(1), default=256, help="evaluation batch size")
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
-    a("--seed", type=int, default=0, help="seed for weights, shuffling and the --subset draw")
+    a("--seed", type=at_least(0), default=0, help="seed for weights, shuffling and the --subset draw")
     a("--out", default=None, help="output folder (default runs/compare-<dataset>)")
     a("--overwrite", action="store_true", help="replace an earlier comparison in --out instead of using --out-2")
     return p
 
 
-def check_args(args: argparse.Namespace) -> None:
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    if not (args.width > 0 and math.isfinite(args.width)):
-        raise UsageError(f"--width must be a positive number (1 = the published widths), got {args.width}")
-    for flag, value in (("--batch-size", args.batch_size), ("--eval-batch-size", args.eval_batch_size)):
-        if value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    for flag, value in (("--subset", args.subset), ("--test-subset", args.test_subset)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1 image, got {value}")
+def check_args(args: argparse.Namespace, argv: list[str]) -> None:
+    """What the parser cannot check: the device exists and can be used."""
+    on_cpu = command_line(__file__, *without_option(argv, "--device"), "--device", "cpu")
     try:
+        check_cuda(args.device, f"or run on the CPU: {on_cpu}")
         args.device = backend.normalize_device(args.device)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"--device: {exc}; use cpu, cuda or cuda:N") from None
-    if args.device != "cpu" and not mt.cuda.is_available():
-        raise DataError(f"--device {args.device}: {backend.cuda_unavailable_reason()}; or use --device cpu")
+        raise UsageError(f"--device: {exc}") from None
+    except RuntimeError as exc:  # CUDA usable, but not this device (cuda:7 on a one-GPU machine)
+        raise DataError(f"--device {args.device}: {exc}\nor run on the CPU: {on_cpu}") from None
 
 
 def choose_out(args: argparse.Namespace) -> Path:
@@ -454,9 +450,10 @@ def choose_out(args: argparse.Namespace) -> Path:
     return out.with_name(f"{out.name}-{n}")
 
 
-def run(args: argparse.Namespace, command: str) -> int:
+def run(args: argparse.Namespace, argv: list[str]) -> int:
     names = parse_models(args.models)
-    check_args(args)
+    check_args(args, argv)
+    command = command_line(__file__, *argv)
     data = load_data(args)
     out = choose_out(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -484,19 +481,7 @@ def run(args: argparse.Namespace, command: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Exit status 0 done, 1 data/device error, 2 usage error, 130 Ctrl-C; errors are one ``error:`` line."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0), or a usage error argparse has printed (2)
-        return int(exc.code or 0)
-    command = shlex.join(["python3", "examples/compare_models.py", *argv])
-    try:
-        return run(args, command)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_program(build_parser(), argv, lambda args: run(args, argv))
 
 
 if __name__ == "__main__":

@@ -62,9 +62,10 @@ def test_an_earlier_comparison_is_never_overwritten(compare, tmp_path) -> None:
     [
         (["--models", "lenet5,resnet99"], "unknown network(s) resnet99; choose from lenet5, alexnet"),
         (["--models", "vgg11,vgg11"], "named twice"),
-        (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--width", "-1"], "--width must be a positive number"),
-        (["--subset", "0"], "--subset must be at least 1 image"),
+        (["--epochs", "0"], "--epochs: must be 1 or more, got 0"),
+        (["--width", "-1"], "--width: must be more than 0, got -1"),
+        (["--subset", "0"], "--subset: must be 1 or more"),
+        (["--batch-size", "x"], "--batch-size: expected a whole number"),
         (["--device", "tpu"], "--device"),
     ],
 )
@@ -82,4 +83,17 @@ def test_missing_data_names_the_folder_and_the_fix(compare, tmp_path, capsys) ->
     status = compare.main(["--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 1 and err.startswith("error: ") and "nowhere" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cuda_without_a_gpu_says_why_and_how_to_run_on_the_cpu(compare, tmp_path, capsys) -> None:
+    import minitorch_nndl as mt
+
+    if mt.cuda.is_available():
+        pytest.skip("CUDA is usable here")
+    out = tmp_path / "cmp"
+    status = compare.main([*TINY, "--device", "cuda", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("error: --device cuda") and "Traceback" not in err
+    assert "--device cpu" in err.splitlines()[-1]
     assert not out.exists()
