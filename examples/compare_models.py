@@ -47,8 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import minitorch_nndl as mt
 from minitorch_nndl import backend, models, nn, optim
 from minitorch_nndl.cli import (
@@ -62,7 +60,7 @@ from minitorch_nndl.cli import (
     without_option,
 )
 from minitorch_nndl.cli import whole_number as at_least
-from minitorch_nndl.data import CIFAR10, DataLoader, FashionMNIST, Subset, transforms
+from minitorch_nndl.data import DataLoader, DatasetInfo, catalog, random_subset, transforms
 from minitorch_nndl.data.synthetic import write_fake_cifar10
 from minitorch_nndl.train import Trainer
 
@@ -122,61 +120,39 @@ def parse_models(text: str) -> list[str]:
 class Data:
     train: Any
     test: Any
-    in_channels: int
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    side: int
+    info: DatasetInfo  # classes, mean/std, image size and channels
     source: str
     tmp: Any = None  # keeps the temporary folder of --dataset fake alive
-
-
-def _take(ds: Any, n: int | None, seed: int) -> Any:
-    """``n`` random samples of ``ds`` (all when ``n`` is None or too big), kept in their original order."""
-    if n is None or n >= len(ds):
-        return ds
-    return Subset(ds, np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False)))
 
 
 def load_data(args: argparse.Namespace) -> Data:
     """The training and test splits, ``--subset``/``--test-subset`` applied; DataError with the data module's line."""
     tmp = None
+    name, root = args.dataset, args.data_dir or "data"
+    if name == "fake":  # a synthetic CIFAR-10 look-alike in a temporary folder
+        tmp = tempfile.TemporaryDirectory(prefix="compare-fake-")
+        name, root = "cifar10", tmp.name
+        write_fake_cifar10(root, n_per_batch=max(10, args.subset or 200), archive=False)
     try:
-        if args.dataset == "fashion-mnist":
-            root = args.data_dir  # None: Debian's copy in /usr/share/datasets/fashion-mnist
-            train = FashionMNIST(root, split="train+dev", fallback=True)
-            test = FashionMNIST(root, split="test", fallback=True)
-            stats, channels, side, source = (FashionMNIST.MEAN, FashionMNIST.STD), 1, 28, test.source_note
-        else:
-            root = args.data_dir or "data"
-            if args.dataset == "fake":  # a synthetic CIFAR-10 look-alike in a temporary folder
-                tmp = tempfile.TemporaryDirectory(prefix="compare-fake-")
-                root = tmp.name
-                write_fake_cifar10(root, n_per_batch=max(10, args.subset or 200), archive=False)
-            train = CIFAR10(root, split="train+dev")
-            test = CIFAR10(root, split="test")
-            stats, channels, side = (CIFAR10.MEAN, CIFAR10.STD), 3, 32
-            source = "synthetic CIFAR-10 look-alike" if args.dataset == "fake" else f"CIFAR-10 from {root}"
-    except (OSError, ValueError) as exc:  # FileNotFoundError, CIFAR10FormatError, IDXFormatError
+        train = catalog.open_split(name, root, "train+dev", download=args.download)
+        test = catalog.open_split(name, root, "test")
+    except (OSError, ValueError) as exc:  # FileNotFoundError, DownloadError, CIFAR10FormatError, IDXFormatError
         raise DataError(str(exc)) from None
+    source = getattr(test, "source_note", None) or f"{name} from {root}"
     return Data(
-        train=_take(train, args.subset, seed=args.seed),
-        test=_take(test, args.test_subset, seed=2),
-        in_channels=channels,
-        num_classes=10,
-        mean=stats[0],
-        std=stats[1],
-        side=side,
-        source=source,
+        train=random_subset(train, args.subset, seed=args.seed),
+        test=random_subset(test, args.test_subset, seed=2),
+        info=catalog.info(name),
+        source="a synthetic CIFAR-10 look-alike" if tmp is not None else source,
         tmp=tmp,
     )
 
 
 def input_transform(data: Data) -> transforms.Compose:
     steps: list[Any] = []
-    if data.side == 28:  # a 32x32 "random" crop of a 28x28 image padded by 2 has one position: a plain pad
+    if data.info.image_size == 28:  # a 32x32 "random" crop of a 28x28 image padded by 2 has one position: a plain pad
         steps.append(transforms.RandomCrop(32, padding=2))
-    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(data.mean, data.std)])
+    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(data.info.mean, data.info.std)])
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -239,7 +215,7 @@ class Result:
 def warm_up(args: argparse.Namespace, data: Data) -> None:
     """One untimed forward and backward pass of a small network, so the first network measured does not pay
     the process's one-time start-up costs (library imports, first BLAS calls) in its images per second."""
-    model = models.LeNet5(num_classes=data.num_classes, in_channels=data.in_channels, device=args.device)
+    model = models.LeNet5(num_classes=data.info.num_classes, in_channels=data.info.channels, device=args.device)
     x, y = next(
         iter(DataLoader(data.train, min(8, len(data.train)), transform=input_transform(data), device=args.device))
     )
@@ -253,8 +229,8 @@ def train_one(name: str, args: argparse.Namespace, data: Data) -> Result:
     memory = PeakMemory(args.device)
     memory.reset()
     mt.manual_seed(args.seed)
-    model = BUILDERS[name](data.num_classes, data.in_channels, args.width)
-    result = Result(name, models.count_parameters(model), models.count_macs(model, (data.in_channels, 32, 32)))
+    model = BUILDERS[name](data.info.num_classes, data.info.channels, args.width)
+    result = Result(name, models.count_parameters(model), models.count_macs(model, (data.info.channels, 32, 32)))
     print(f"{name}: {_fmt_count(result.params)} parameters, {_fmt_count(result.macs)} MACs per image", flush=True)
     model.to(args.device)
     transform = input_transform(data)
@@ -406,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--models", default=",".join(DEFAULT_MODELS), help=f"comma-separated, from: {', '.join(BUILDERS)}")
     a("--dataset", choices=["cifar10", "fashion-mnist", "fake"], default="fashion-mnist", help="which data set")
-    a("--data-dir", default=None, help="folder with the data (default: data/ for CIFAR-10, Debian's Fashion-MNIST)")
+    a("--data-dir", default=None, help="folder with the data (default data/; Fashion-MNIST also from Debian's copy)")
+    a("--download", action="store_true", help="download the data set into --data-dir first (checked by MD5)")
     a("--epochs", type=at_least(1), default=3, help="epochs per network")
     a("--width", type=real_number(0.0, low_ok=False, note=" (1 = the published widths)"), default=1.0,
       help="channel multiplier for every network but LeNet5")  # fmt: skip
