@@ -277,9 +277,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         cfg, notes, rebuild = resumed_config(args, ck, Path(args.resume))
     else:
         cfg = resolve_config(args)
-    cli.check_cuda(
-        cfg["device"], f"Or train on the CPU:\n    {_command(*without_option(argv, '--device'), '--device', 'cpu')}"
-    )
+    on_cpu = _command(*without_option(argv, "--device"), "--device", "cpu")
+    cli.check_cuda(cfg["device"], f"Or train on the CPU:\n    {on_cpu}")
     data = load_data(cfg, download=bool(args.download), eval_only=bool(args.eval_only))
     notes["source"] = data["source"]
     if not args.resume:  # a resumed run continues in its own folder; anything else never replaces an earlier run
@@ -300,7 +299,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def evaluate(checkpoint: str, cfg: dict[str, Any], model: nn.Module, data: dict[str, Any], notes: dict) -> int:
     """The ``--eval-only`` entry: the test report of ``model`` (restored from ``checkpoint``) in ``cfg["out"]``."""
-    loss_fn, device = Recipe.from_config(cfg).loss_fn(), cfg["device"]
+    loss_fn, device = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"]), cfg["device"]
     trainer = Trainer(model, None, loss_fn, device=device, quiet=True, eval_loss_fn=nn.CrossEntropyLoss(), config=cfg)
     print(f"evaluating {checkpoint} on {data['source']}; results in {cfg['out']}/ {notes['folder']}".rstrip())
     summary = write_summary(trainer, cfg, data["test"], checkpoint)

@@ -135,7 +135,8 @@ class Recipe:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> Recipe:
-        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
+        """The recipe of a run's settings: its fields picked out of ``cfg`` (the defaults for any it lacks)."""
+        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
 
     @classmethod
     def named(cls, name: str = "default", dataset: str = "cifar10", **given: Any) -> Recipe:
