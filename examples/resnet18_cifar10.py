@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a, whole, real, on = p.add_argument, cli.whole_number, cli.real_number, {"action": "store_true", "default": None}
-    a("--device", choices=["cpu", "cuda"], help="where to train (default cpu)")
+    a("--device", type=cli.device_name, metavar="{cpu,cuda,cuda:N}", help="where to train (default cpu)")
     a("--data-dir", metavar="FOLDER", help="folder holding (or receiving) the data set (default ./data)")
     a("--download", **on, help="download the data set into --data-dir if it is missing")
     a("--dataset", choices=list(catalog.DATASETS), help="which data set (default cifar10)")

@@ -30,6 +30,7 @@ __all__ = [
     "OneLineParser",
     "UsageError",
     "check_cuda",
+    "device_name",
     "command_line",
     "flag",
     "given_options",
@@ -99,6 +100,14 @@ def whole_number(minimum: int, note: str = "") -> Callable[[str], int]:
     return parse
 
 
+def device_name(text: str) -> str:
+    """An argparse ``type=`` for ``cpu``, ``cuda`` or ``cuda:N`` (``cuda`` means ``cuda:0``)."""
+    name = text.strip().lower()
+    if name in ("cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N (a GPU number), got {text!r}")
+
+
 def real_number(low: float, high: float = math.inf, low_ok: bool = True, note: str = "") -> Callable[[str], float]:
     """An argparse ``type=`` accepting finite numbers in ``[low, high)`` (``(low, high)`` unless ``low_ok``)."""
 
@@ -157,7 +166,10 @@ def check_cuda(device: str, instead: str) -> None:
     """
     import minitorch_nndl as mt  # noqa: PLC0415  (only a program asking for CUDA pays for the import here)
 
-    if not device.startswith("cuda") or mt.cuda.is_available():
+    if not device.startswith("cuda"):
+        return
+    index = int(device.partition(":")[2] or 0)
+    if mt.cuda.is_available() and index < mt.cuda.device_count():
         return
     try:  # the backend's own message says why and how to install
         mt.zeros(1, device=device)

@@ -116,6 +116,25 @@ def test_a_cnn_trains_on_a_second_gpu(second_gpu) -> None:
     assert x.to("cuda:0").to(second_gpu).device == second_gpu
 
 
+def test_a_model_built_on_a_second_gpu_round_trips_a_checkpoint(second_gpu, tmp_path) -> None:
+    """Initialisation, state_dict, load_state_dict and the optimizer's state all work on cuda:1."""
+    from minitorch_nndl.train import restore_model, restore_optimizer, save_checkpoint
+
+    model = mt.models.resnet10(num_classes=3, width=4, device=second_gpu)  # init_.* on cuda:1
+    opt = optim.AdamW(model.parameters())
+    loss = model(mt.randn(2, 3, 8, 8, device=second_gpu)).sum()
+    loss.backward()
+    opt.step()
+    model.load_state_dict(model.state_dict())
+    opt.load_state_dict(opt.state_dict())
+    save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
+    ck = load_checkpoint(tmp_path / "ck.npz")
+    restore_model(model, ck["model"])
+    restore_optimizer(opt, ck["optimizer"])
+    first = next(model.parameters())
+    assert first.device == second_gpu and backend.device_of(opt.state[first]["exp_avg"]) == second_gpu
+
+
 # ----------------------------------------------------------------------------- the Trainer
 def _data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -254,8 +273,7 @@ def test_dataloader_delivers_batches_on_the_device(device, prefetch) -> None:
 
 
 # ----------------------------------------------------------------------------- the example
-def test_the_example_trains_one_epoch_on_the_device(device, tmp_path) -> None:
-    """What a GPU user runs first: one epoch of the example, then evaluation and plots."""
+def _run_example(device: str, tmp_path) -> None:
     import importlib.util
     import sys
     from pathlib import Path
@@ -273,10 +291,30 @@ def test_the_example_trains_one_epoch_on_the_device(device, tmp_path) -> None:
     data = tmp_path / "data"
     write_fake_cifar10(data, n_per_batch=20, archive=False, extracted=True, seed=0)
     out = tmp_path / "run"
-    argv = ["--data-dir", str(data), "--device", device.split(":")[0], "--arch", "resnet10", "--width", "4"]
+    argv = ["--data-dir", str(data), "--device", device, "--arch", "resnet10", "--width", "4"]
     argv += ["--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out)]
     assert example.main(argv) == 0
     ck = load_checkpoint(out / "last.npz")
     assert ck["trainer"]["global_step"] == 5  # data_batch_1..4: 80 training images at batch 16
     assert all(np.isfinite(w).all() for w in ck["model"].values())
     assert (out / "test_summary.json").exists() and (out / "curves.png").exists()
+
+
+def test_the_example_trains_one_epoch_on_the_device(device, tmp_path) -> None:
+    """What a GPU user runs first: one epoch of the example, then evaluation and plots."""
+    _run_example(device, tmp_path)
+
+
+def test_the_example_trains_on_a_second_gpu(second_gpu, tmp_path) -> None:
+    """--device cuda:1 while cuda:0 is the current GPU: every step stays on cuda:1."""
+    _run_example(second_gpu, tmp_path)
+
+
+def test_the_example_names_a_device_it_cannot_use(tmp_path, capsys) -> None:
+    from minitorch_nndl import cli
+
+    assert cli.device_name("CUDA:1") == "cuda:1" and cli.device_name("cpu") == "cpu"
+    with pytest.raises(Exception, match="cpu, cuda or cuda:N"):
+        cli.device_name("gpu")
+    with pytest.raises(cli.DataError, match="cuda:7"):
+        cli.check_cuda("cuda:7", "instead: --device cpu")

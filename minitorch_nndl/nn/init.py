@@ -105,7 +105,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     _check(tensor, "constant_")
-    tensor.data.fill(val)
+    with backend.device_context(tensor.device):
+        tensor.data.fill(val)
     return tensor
 
 

@@ -377,7 +377,7 @@ class Module:
             value = state_dict[name]
             if isinstance(value, Tensor):
                 value = value.data
-            value_shape = tuple(getattr(value, "shape", backend.np.shape(value)))
+            value_shape = tuple(value.shape if hasattr(value, "shape") else backend.np.shape(value))
             if value_shape != tuple(target.shape):
                 mismatched.append(f"{name}: checkpoint shape {value_shape}, model shape {tuple(target.shape)}")
                 continue
@@ -396,7 +396,8 @@ class Module:
                 array = backend.asarray(value, dtype=target.dtype, device=target.device)
                 if array is target.data:
                     continue
-                target.data[...] = array
+                with backend.device_context(target.device):  # the copy runs on the tensor's GPU
+                    target.data[...] = array
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing

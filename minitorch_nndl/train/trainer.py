@@ -440,8 +440,10 @@ class Trainer:
         matrix, per-class accuracy) come back as NumPy arrays.
         """
         metrics = self.metrics if metrics is None else metrics_by_name(metrics)
-        return evaluation.evaluate(self.model, loader, self.eval_loss_fn, metrics, self.device)
+        with backend.device_context(self.device):  # the metrics' arithmetic runs on the model's GPU
+            return evaluation.evaluate(self.model, loader, self.eval_loss_fn, metrics, self.device)
 
     def predict(self, x: Any, probs: bool = False, batch_size: int | None = None) -> Tensor:
         """Logits (or softmax probabilities with ``probs=True``) for a batch on the model's device, in eval mode."""
-        return evaluation.predict(self.model, x, self.device, probs=probs, batch_size=batch_size)
+        with backend.device_context(self.device):
+            return evaluation.predict(self.model, x, self.device, probs=probs, batch_size=batch_size)

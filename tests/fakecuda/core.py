@@ -566,6 +566,11 @@ def _wrap(value: Any, device: int, outs: dict | None = None) -> Any:
     return value
 
 
+def _peek(args: tuple) -> tuple:
+    """The NumPy arrays under device arrays, without a device check (for shape/dtype queries)."""
+    return tuple(a._a if isinstance(a, ndarray) else a for a in args)
+
+
 def _index_key(key: Any, shape: tuple[int, ...]) -> Any:
     """An index for the NumPy array: device index arrays unwrapped, integer arrays wrapped
     around their axis (CuPy does not check bounds), boolean masks counted as a sync."""
@@ -598,6 +603,8 @@ def _index_key(key: Any, shape: tuple[int, ...]) -> Any:
 _FROM_HOST = {"array", "asarray", "asanyarray"}
 # Functions whose output size depends on the data: CuPy must read it back first.
 _SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "extract", "count_nonzero"}
+# Functions that only look at shapes or dtypes: no kernel, so no current-device check.
+_NO_KERNEL = {"shape", "ndim", "size", "result_type", "can_cast", "isscalar", "min_scalar_type"}
 # Functions whose CuPy versions return 0-d device arrays where NumPy returns Python bools.
 _ZERO_D = {"allclose", "array_equal", "array_equiv"}
 
@@ -657,6 +664,8 @@ def _function(np_func: Any, name: str) -> Any:
             if name == "asarray" and kwargs.get("dtype") in (None, args[0].dtype):
                 return args[0]  # CuPy hands back the array on its own device
             raise _device_error(args[0]._dev)
+        if name in _NO_KERNEL:
+            return np_func(*_peek(args), **kwargs)
         args, kwargs, outs = _unwrap_call(args, kwargs, host_ok=name in _FROM_HOST)
         result = np_func(*args, **kwargs)
         if name == "asarray" and args and isinstance(args[0], np.ndarray) and result is args[0]:
