@@ -12,13 +12,13 @@ import signal
 import fakecuda
 import numpy as np
 import pytest
+from test_trainer import BS, _data, _weights
+from test_trainer import _setup as trainer_setup
 
 import minitorch_nndl as mt
 from minitorch_nndl import backend, nn, optim
 from minitorch_nndl.data import DataLoader, TensorDataset
-from minitorch_nndl.train import Accuracy, Trainer, load_checkpoint
-
-N, D, C, BS = 70, 6, 3, 16  # 5 batches per epoch, the last one short
+from minitorch_nndl.train import Trainer, load_checkpoint
 
 
 def _on_stand_in(device: str) -> bool:
@@ -136,36 +136,11 @@ def test_a_model_built_on_a_second_gpu_round_trips_a_checkpoint(second_gpu, tmp_
 
 
 # ----------------------------------------------------------------------------- the Trainer
-def _data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, D)).astype(np.float32)
-    w = rng.standard_normal((D, C)).astype(np.float32)
-    return x, (x @ w).argmax(1).astype(np.int64)
-
-
-def _setup(device: str, out_dir=None, loss_fn=None, **kw):
-    mt.manual_seed(0)
-    x, y = _data()
-    model = nn.Sequential(nn.Linear(D, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, C))
-    opt = optim.SGD(optim.split_weight_decay(model, 1e-3), lr=0.1, momentum=0.9, nesterov=True)
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=5 * 4)
-    loader = DataLoader(TensorDataset(x, y), batch_size=BS, shuffle=True, seed=123, device=device, **kw)
-    dev = DataLoader(TensorDataset(x[:40], y[:40]), batch_size=32, device=device)
-    trainer = Trainer(
-        model,
-        opt,
-        loss_fn or nn.CrossEntropyLoss(label_smoothing=0.1),
-        metrics=[Accuracy()],
-        scheduler=sched,
-        device=device,
-        out_dir=out_dir,
-        quiet=True,
-    )
-    return trainer, loader, dev
-
-
-def _weights(trainer: Trainer) -> dict[str, np.ndarray]:
-    return {k: backend.to_numpy(v).copy() for k, v in trainer.model.state_dict().items()}
+def _setup(device: str, out_dir=None, loss_fn=None):
+    """test_trainer's model, optimizer, schedule and loaders, on ``device``, without dropout:
+    a checkpoint holds the CPU generator's state only, so on a GPU a resumed run draws other
+    dropout masks (the GPU generators are not checkpointed yet)."""
+    return trainer_setup(out_dir, loss_fn=loss_fn, device=device, dropout=0.0)
 
 
 def _interrupt_at(step: int):

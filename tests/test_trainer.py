@@ -25,15 +25,19 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, (x @ w).argmax(1).astype(np.int64)
 
 
-def _setup(out_dir=None, seed: int = 0, callbacks=(), loss_fn=None, loader_cls=DataLoader, **kw):
-    """A fresh model/optimizer/scheduler/loader: identical for identical seeds."""
+def _setup(
+    out_dir=None, seed: int = 0, callbacks=(), loss_fn=None, loader_cls=DataLoader, device="cpu", dropout=0.3, **kw
+):
+    """A fresh model/optimizer/scheduler/loader: identical for identical seeds.  On another
+    ``device`` (tests/test_device_path.py) the model and both loaders live there."""
     mt.manual_seed(seed)
     x, y = _data()
-    model = nn.Sequential(nn.Linear(D, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, C))
+    on = {} if device == "cpu" else {"device": device}
+    model = nn.Sequential(nn.Linear(D, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, C))
     opt = optim.SGD(optim.split_weight_decay(model, 1e-3), lr=0.1, momentum=0.9, nesterov=True)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=5 * 4)
-    loader = loader_cls(TensorDataset(x, y), batch_size=BS, shuffle=True, seed=123)
-    dev = DataLoader(TensorDataset(x[:40], y[:40]), batch_size=32)
+    loader = loader_cls(TensorDataset(x, y), batch_size=BS, shuffle=True, seed=123, **on)
+    dev = DataLoader(TensorDataset(x[:40], y[:40]), batch_size=32, **on)
     trainer = Trainer(
         model,
         opt,
@@ -43,6 +47,7 @@ def _setup(out_dir=None, seed: int = 0, callbacks=(), loss_fn=None, loader_cls=D
         out_dir=out_dir,
         quiet=True,
         callbacks=callbacks,
+        device=device,
         **kw,
     )
     return trainer, loader, dev

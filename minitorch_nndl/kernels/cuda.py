@@ -121,10 +121,11 @@ def _dims(x_shape: tuple[int, ...], kernel_size: Pair, stride: Pair, padding: Pa
     return (N, C, H, W, KH, KW, OH, OW, *stride, *padding, *dilation)
 
 
-def im2col(x: Any, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1)) -> Any:
-    """CuPy-only im2col; same result and layout as :func:`minitorch_nndl.kernels.arrays.im2col`."""
+def im2col(x: Any, *geometry: Pair) -> Any:
+    """CuPy-only im2col; same arguments (kernel_size, stride, padding, dilation), result and
+    layout as :func:`minitorch_nndl.kernels.arrays.im2col`."""
     cp = backend.xp_of(x)
-    dims = _dims(x.shape, kernel_size, stride, padding, dilation)
+    dims = _dims(x.shape, *geometry)
     N, C, _, _, KH, KW, OH, OW = dims[:8]
     with x.device:
         x = cp.ascontiguousarray(x)
@@ -133,17 +134,11 @@ def im2col(x: Any, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0,
     return cols
 
 
-def col2im(
-    cols: Any,
-    x_shape: tuple[int, int, int, int],
-    kernel_size: Pair,
-    stride: Pair = (1, 1),
-    padding: Pair = (0, 0),
-    dilation: Pair = (1, 1),
-) -> Any:
-    """CuPy-only col2im (a gather: one thread per input pixel, no atomics)."""
+def col2im(cols: Any, x_shape: tuple[int, int, int, int], *geometry: Pair) -> Any:
+    """CuPy-only col2im (a gather: one thread per input pixel, no atomics); arguments as
+    :func:`minitorch_nndl.kernels.arrays.col2im`."""
     cp = backend.xp_of(cols)
-    dims = _dims(x_shape, kernel_size, stride, padding, dilation)
+    dims = _dims(x_shape, *geometry)
     with cols.device:
         cols = cp.ascontiguousarray(cols)
         out = cp.empty(tuple(x_shape), dtype=cols.dtype)

@@ -35,20 +35,5 @@ from .utils import split_weight_decay
 
 param_groups_for_weight_decay = split_weight_decay
 
-__all__ = [
-    "SGD",
-    "Adam",
-    "AdamW",
-    "CosineAnnealingLR",
-    "LRScheduler",
-    "LambdaLR",
-    "LinearLR",
-    "MultiStepLR",
-    "OneCycleLR",
-    "Optimizer",
-    "SequentialLR",
-    "StepLR",
-    "lr_scheduler",
-    "param_groups_for_weight_decay",
-    "split_weight_decay",
-]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler", "param_groups_for_weight_decay", "split_weight_decay"]
+__all__.extend(name for name in lr_scheduler.__all__ if name != "lr_sequence")  # every scheduler class
