@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import nn
+from ..ops import validate
 from ..tensor import Tensor
 
 
@@ -54,8 +55,7 @@ class AlexNet(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"AlexNet: stem must be 'cifar' or 'imagenet', got {stem!r}")
+        validate.stem(stem, "AlexNet")
         if width < 1 or hidden < 1:
             raise ValueError(f"AlexNet: width and hidden must be positive, got width={width}, hidden={hidden}")
         factory = {"device": device, "dtype": dtype}

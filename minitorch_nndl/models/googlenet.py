@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from .. import nn
 from ..nn import functional as F  # noqa: N812  (PyTorch's conventional name)
 from ..nn import init
+from ..ops import validate
 from ..ops.shape import concatenate, pad
 from ..tensor import Tensor
 
@@ -177,8 +178,7 @@ class GoogLeNet(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"GoogLeNet: stem must be 'cifar' or 'imagenet', got {stem!r}")
+        validate.stem(stem, "GoogLeNet")
         if width < 1:
             raise ValueError(f"GoogLeNet: width must be positive, got {width}")
         factory = {"device": device, "dtype": dtype}

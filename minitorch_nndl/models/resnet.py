@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import nn
 from ..nn import init
+from ..ops import validate
 from ..tensor import Tensor
 
 
@@ -136,8 +137,7 @@ class ResNet(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"ResNet: stem must be 'cifar' or 'imagenet', got {stem!r}")
+        validate.stem(stem, "ResNet")
         if len(layers) != 4:
             raise ValueError(f"ResNet: layers must give 4 block counts, got {layers}")
         factory = {"device": device, "dtype": dtype}

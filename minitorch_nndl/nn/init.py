@@ -79,26 +79,25 @@ def _sample_dtype(tensor: Tensor) -> Any:
     return backend.float64 if tensor.dtype == backend.float64 else backend.float32
 
 
+def _fill_random(tensor: Tensor, draw: str, scale: float, shift: float) -> Tensor:
+    """``tensor <- scale * sample + shift`` with samples from the device's seeded generator."""
+    rng = backend.rng_for(tensor.device)
+    with backend.device_context(tensor.device):
+        sample = getattr(rng, draw)(tensor.shape, dtype=_sample_dtype(tensor))
+        tensor.data[...] = (sample * scale + shift).astype(tensor.dtype, copy=False)
+    return tensor
+
+
 @no_grad()
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with samples of U(a, b)."""
-    _check(tensor, "uniform_")
-    rng = backend.rng_for(tensor.device)
-    with backend.device_context(tensor.device):
-        u = rng.random(tensor.shape, dtype=_sample_dtype(tensor))
-        tensor.data[...] = (u * (b - a) + a).astype(tensor.dtype, copy=False)
-    return tensor
+    return _fill_random(_check(tensor, "uniform_"), "random", scale=b - a, shift=a)
 
 
 @no_grad()
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with samples of N(mean, std^2)."""
-    _check(tensor, "normal_")
-    rng = backend.rng_for(tensor.device)
-    with backend.device_context(tensor.device):
-        z = rng.standard_normal(tensor.shape, dtype=_sample_dtype(tensor))
-        tensor.data[...] = (z * std + mean).astype(tensor.dtype, copy=False)
-    return tensor
+    return _fill_random(_check(tensor, "normal_"), "standard_normal", scale=std, shift=mean)
 
 
 @no_grad()

@@ -49,6 +49,13 @@ def label_smoothing(value: float, where: str) -> float:
     return float(value)
 
 
+def stem(value: str, where: str) -> str:
+    """A model's first layers: ``"cifar"`` (keeps a 32x32 image's detail) or ``"imagenet"``."""
+    if value not in ("cifar", "imagenet"):
+        raise ValueError(f"{where}: stem must be 'cifar' or 'imagenet', got {value!r}")
+    return value
+
+
 def float_dtype(dtype: Any, where: str) -> Any:
     """A floating dtype (float32 when ``None``): what parameters are made of."""
     dtype = backend.as_dtype(dtype if dtype is not None else backend.default_float)

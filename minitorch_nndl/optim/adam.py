@@ -31,12 +31,14 @@ class Adam(Optimizer):
         lr: step size (default 1e-3).
         betas: decay rates ``(beta1, beta2)`` of the two moment averages.
         eps: added to the denominator for numerical stability.
-        weight_decay: L2 coefficient added to the gradient (coupled decay).
+        weight_decay: L2 coefficient added to the gradient (coupled decay); None means the
+            class's default (0 for Adam, 1e-2 for AdamW).
         amsgrad: use the running maximum of ``v`` (Reddi et al., 2018).
         maximize: ascend the objective instead of descending.
     """
 
     _decoupled = False
+    default_weight_decay = 0.0
 
     def __init__(
         self,
@@ -44,7 +46,7 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         amsgrad: bool = False,
         maximize: bool = False,
     ) -> None:
@@ -52,7 +54,7 @@ class Adam(Optimizer):
             "lr": lr,
             "betas": tuple(betas),
             "eps": eps,
-            "weight_decay": weight_decay,
+            "weight_decay": self.default_weight_decay if weight_decay is None else weight_decay,
             "amsgrad": amsgrad,
             "maximize": maximize,
         }
@@ -141,17 +143,4 @@ class AdamW(Adam):
     """
 
     _decoupled = True
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        maximize: bool = False,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
-        )
+    default_weight_decay = 1e-2
