@@ -37,6 +37,7 @@ MODULES = [
     "minitorch_nndl.ops.conv",
     "minitorch_nndl.ops.pool",
     "minitorch_nndl.ops.norm",
+    "minitorch_nndl.ops.lrn",
     "minitorch_nndl.ops.loss",
     "minitorch_nndl.ops.dropout",
     "minitorch_nndl.ops._util",
