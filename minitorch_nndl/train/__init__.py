@@ -17,6 +17,7 @@
 
 from . import recipe, runs  # a recipe's optimizer/schedule/transforms; run folders, checkpoints, test reports
 from .checkpoint import (
+    CheckpointError,
     load_checkpoint,
     restore_model,
     restore_optimizer,
@@ -40,6 +41,7 @@ __all__ = [
     "Trainer",
     "FitResult",
     "NonFiniteLossError",
+    "CheckpointError",
     "History",
     "Metric",
     "Accuracy",
