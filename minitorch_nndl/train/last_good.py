@@ -32,20 +32,20 @@ class LastGoodModel:
         self._tensors: list[Any] = []
         self._copies: list[Any] = []
 
-    def before_update(self, loss: Any, tensors: list[Any], values: list[Any]) -> None:
+    def before_update(self, loss: Any, before: list[tuple[Any, Any]]) -> None:
         """Record the step's loss (a device array) and the model as it was before the step.
 
-        ``values[i]`` is ``tensors[i]``'s array before this step (for BatchNorm buffers, the
-        copy taken before the forward pass that already updated them).
+        ``before`` pairs each tensor with its array before this step (for BatchNorm buffers,
+        the copy taken before the forward pass that already updated them).
         """
         xp = backend.xp_of(loss)
         if self.ok is None:
-            self._tensors = list(tensors)
-            self._copies = [backend.copy(v) for v in values]
+            self._tensors = [t for t, _ in before]
+            self._copies = [backend.copy(v) for _, v in before]
             self.ok = xp.isfinite(loss)
             return
         # The model before this step is good when every *earlier* loss was finite.
-        for copy, value in zip(self._copies, values):
+        for copy, (_, value) in zip(self._copies, before):
             xp.copyto(copy, value, where=self.ok)
         self.ok = self.ok & xp.isfinite(loss)
 

@@ -264,10 +264,8 @@ class Trainer:
             if not math.isfinite(float(loss.data)):  # reading the loss is free on the CPU
                 self._log_losses()  # raises NonFiniteLossError naming this step
             return
-        params = list(self.model.parameters())  # no sync on a GPU: the model from before any NaN step is kept
-        self._last_good.before_update(
-            loss.data, params + [b for b, _ in buffers], [p.data for p in params] + [saved for _, saved in buffers]
-        )
+        # no sync on a GPU: the model from before any NaN step is kept on the device
+        self._last_good.before_update(loss.data, [(p, p.data) for p in self.model.parameters()] + buffers)
 
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         """forward -> loss -> NaN gate -> backward -> (clip) -> update, then the position advances."""
