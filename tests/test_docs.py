@@ -1,17 +1,44 @@
-"""Every Python code block in docs/*.md runs, and the docs' links and figures exist.
+r"""Every Python code block in docs/*.md runs, its shown outputs are true, and the docs' links and figures exist.
 
 Convention (stated in docs/index.md): a fenced block whose info string is
 ``python`` (or ``py``) runs; ``python no-run`` (any info string with the word
 ``no-run``) is shown but not run.  The blocks of one file run in order in one
 shared namespace, in a fresh temporary working directory, with matplotlib's
 non-interactive backend.
+
+Shown outputs: a comment ``# -> TEXT`` is what the statement it belongs to prints.
+A block runs one top-level statement at a time; the ``# ->`` comments from the
+first line of a top-level statement up to the next one (on its lines or on
+comment lines right after it) are, one line each and in order, everything that
+statement writes to stdout::
+
+    print(x.shape, x.dtype)  # -> (3,) float32
+    for name in ("a", "b"):
+        print(name)
+    # -> a
+    # -> b
+
+The comparison is exact after stripping trailing whitespace from every line, with
+one wildcard: ``...`` in a shown output matches any text (also across lines), as
+doctest's ELLIPSIS does; use it for the digits of a float that are not the point
+(``# -> 44.0000...``), or better, print rounded numbers.  A shown line that ends
+in a backslash continues on the next ``# ->`` line (its leading spaces dropped), for
+an output line too long for one comment: ``# -> gradcheck failed for input 0 \``
+then ``# ->     at index (0,): ...`` stand for one printed line.  A statement without a
+``# ->`` comment is not compared (other comments after a ``print`` are prose);
+a chapter without any shown output is fine.  Output that depends on the machine
+(whether CUDA is present, a timing) is never written with ``# ->``.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
 import os
 import re
 import time
+import tokenize
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +47,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
+SHOWN = re.compile(r"^#\s?->(?: (?P<text>.*))?$")  # a shown-output comment: "# -> text" or a bare "# ->"
 SLOW_BLOCK_SECONDS = 20.0  # generous: snippets are meant to take well under 2 s on a quiet machine
 
 
@@ -77,20 +105,76 @@ def docs_env(tmp_path, monkeypatch):
     plt.close("all")
 
 
+def shown_outputs(code: str) -> dict[int, list[str]]:
+    """The ``# -> TEXT`` comments of a block, by 1-based line (within the block)."""
+    shown: dict[int, list[str]] = {}
+    for token in tokenize.generate_tokens(io.StringIO(code).readline):
+        if token.type == tokenize.COMMENT and (match := SHOWN.match(token.string)):
+            shown.setdefault(token.start[0], []).append((match["text"] or "").rstrip())
+    return shown
+
+
+def join_continued(lines: list[str]) -> str:
+    """Shown-output lines as one text; a line ending in a backslash runs on into the next (its indent dropped)."""
+    text, continued = "", False
+    for line in lines:
+        text += line.lstrip() if continued else ("\n" if text else "") + line
+        continued = text.endswith("\\")
+        text = text.removesuffix("\\")
+    return text
+
+
+def output_matches(shown: str, printed: str) -> bool:
+    """``printed`` equals ``shown`` line by line, trailing whitespace stripped; ``...`` matches anything."""
+    printed = "\n".join(line.rstrip() for line in printed.rstrip("\n").split("\n"))
+    pattern = ".*?".join(re.escape(part) for part in shown.split("..."))
+    return re.fullmatch(pattern, printed, flags=re.S) is not None
+
+
+def run_block(block: Block, namespace: dict) -> list[str]:
+    """Run a block statement by statement; return one message per shown output that differs from the real one."""
+    label = f"{block.path.name}:block@line{block.line}"
+    tree = ast.parse(block.code, label)
+    shown = shown_outputs(block.code)
+    statements = tree.body
+    starts = [s.lineno for s in statements] + [len(block.code.splitlines()) + 1]
+    orphans = [line for line in shown if line < starts[0]]
+    failures = [f"{block.path.name}:{block.line + line}: '# ->' before any statement" for line in orphans]
+    for statement, start, end in zip(statements, starts, starts[1:]):
+        expected = [text for line in range(start, end) for text in shown.get(line, [])]
+        code = compile(ast.Module(body=[statement], type_ignores=[]), label, "exec")
+        if not expected:
+            exec(code, namespace)
+            continue
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            exec(code, namespace)
+        printed = buffer.getvalue()
+        if not output_matches(join_continued(expected), printed):
+            failures.append(
+                f"{block.path.name}:{block.line + start}: the shown output\n"
+                + "".join(f"    # -> {text}\n" for text in expected)
+                + "  is not what it prints:\n"
+                + "".join(f"    # -> {line.rstrip()}\n" for line in printed.rstrip("\n").split("\n"))
+            )
+    return failures
+
+
 @pytest.mark.parametrize("path", [*_doc_files(), DOCS.parent / "README.md"], ids=lambda p: p.name)
 def test_python_blocks_run(path: Path, docs_env: Path) -> None:
     namespace: dict = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
+    failures: list[str] = []
     for block in extract_blocks(path):
         if not block.runs:
             continue
-        code = compile(block.code, f"{path.name}:block@line{block.line}", "exec")
         start = time.perf_counter()
         try:
-            exec(code, namespace)
+            failures += run_block(block, namespace)
         except Exception:
             pytest.fail(f"{path.name}, block at line {block.line} raised:\n{traceback.format_exc()}", pytrace=False)
         seconds = time.perf_counter() - start
         assert seconds < SLOW_BLOCK_SECONDS, f"{path.name}, block at line {block.line} took {seconds:.1f} s"
+    assert not failures, "\n".join(failures)
 
 
 def test_docs_exist_and_index_orders_every_chapter() -> None:
@@ -148,6 +232,25 @@ def test_extractor_understands_the_convention(tmp_path: Path) -> None:
             exec(b.code, ns)
     assert ns["y"] == 2
     assert os.path.exists(sample)
+
+
+def test_shown_outputs_are_compared(tmp_path: Path) -> None:
+    """The ``# ->`` convention: per top-level statement, trailing spaces ignored, ``...`` a wildcard."""
+    assert output_matches("(3,) float32", "(3,) float32   \n")
+    assert output_matches("44.0000...", "44.00000000012\n")
+    assert output_matches("a\nb", "a\nb\n") and not output_matches("a", "a\nb\n")
+    assert not output_matches("1.5", "1.4999\n") and not output_matches("x", "")
+    assert join_continued(["a b \\", "   c", "d"]) == "a b c\nd"
+    sample = tmp_path / "sample.md"
+    sample.write_text(
+        "```python\nx = 2  # a comment, not an output\nprint(x)  # -> 2\nfor i in range(2):\n    print(i)\n"
+        "# -> 0\n# -> 1\nprint('# -> in a string is not a comment')\nprint(x + 1)  # -> 4\n```\n",
+        encoding="utf-8",
+    )
+    (block,) = extract_blocks(sample)
+    assert sorted(shown_outputs(block.code)) == [2, 5, 6, 8]
+    (failure,) = run_block(block, {})
+    assert "sample.md:9" in failure and "# -> 4" in failure and "# -> 3" in failure
 
 
 def _load_api_script():
