@@ -16,8 +16,11 @@ and summing  gamma g_j dxhat_j/dx_i  over j gives the closed form
 
     dL/dx_i = gamma / (M sigma) * (M g_i - sum_j g_j - xhat_i sum_j g_j xhat_j).
 
-(The gradient is orthogonal to the constant vector and to xhat: shifting or
-scaling a channel's input does not change its normalized output.)
+(The gradient is orthogonal to the constant vector: shifting a channel's input
+does not change its normalized output.  It is orthogonal to xhat only when
+var >> eps: sum_i xhat_i^2 = M var/(var + eps), so sum_i xhat_i dL/dx_i =
+gamma/sigma * eps/(var + eps) * sum_j g_j xhat_j; scaling the input changes
+the output a little, because eps does not scale with it.)
 
 In evaluation mode the statistics are constants (the running averages), so
 y is affine in x and  dL/dx_i = gamma g_i / sqrt(running_var + eps).
