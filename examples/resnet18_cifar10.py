@@ -3,28 +3,20 @@
 
     python3 examples/resnet18_cifar10.py --device cuda --download   # the full recipe (needs CuPy + a GPU)
     python3 examples/resnet18_cifar10.py --recipe seed              # the original course setup, for comparison
-    python3 -c "from minitorch_nndl.data.synthetic import write_fake_cifar10; write_fake_cifar10('fake-cifar')"
-    python3 examples/resnet18_cifar10.py --data-dir fake-cifar --arch resnet10 --width 8 --epochs 2  # seconds
 
-The default recipe targets >= 95% CIFAR-10 test accuracy with ResNet18 after 200 epochs; ``--recipe
-seed`` is the course experiment (73.6%).  ``--help`` states every default, docs/09-from-73-to-95.md
-explains each choice, and :class:`minitorch_nndl.train.recipe.Recipe` builds the pieces.  Without
-``--final`` the best epoch is chosen on ``dev`` (CIFAR-10's data_batch_5); the chosen model is
-evaluated once on ``test``.  A run folder (default ``runs/<dataset>-<arch>-<recipe>``) receives
-:data:`RUN_FILES`; one that holds a run is never reused (``-2``, ``-3``, ... unless ``--overwrite``),
-and every input is checked before it is created.  Ctrl-C saves ``last.npz``; ``--resume RUN/last.npz``
-continues with the run's saved settings (``--epochs N`` extends it); ``--eval-only CHECKPOINT``
-evaluates into ``RUN/eval-<name>/``.
-
-This file is the options, their resolution into a run's settings (the resume merge included), and
-the train and evaluate entries; minitorch_nndl.cli, .data.catalog and .train.runs/.recipe the rest.
+``--help`` states every default and docs/09-from-73-to-95.md explains each choice.  This file is
+the options, their resolution into a run's settings (the resume merge included), and the train and
+evaluate entries; :mod:`minitorch_nndl.train.recipe` builds the recipe's pieces,
+:mod:`minitorch_nndl.train.runs` the run's data, folder, banner and reports, and
+:mod:`minitorch_nndl.cli` the one-line errors.  Without ``--final`` the best epoch is chosen on
+``dev`` (CIFAR-10's data_batch_5) and evaluated once on ``test``.  A run folder that holds a run is
+never reused (``-2``, ``-3``, ... unless ``--overwrite``); Ctrl-C saves ``last.npz``, and ``--resume
+RUN/last.npz`` continues with the run's saved settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import time
@@ -32,21 +24,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import minitorch_nndl as mt
 from minitorch_nndl import cli, models, nn
-from minitorch_nndl.cli import DataError, UsageError, command_line, flag, given_options, without_option
-from minitorch_nndl.data import DataLoader, catalog, random_subset
+from minitorch_nndl.cli import UsageError, command_line, flag, given_options, without_option
+from minitorch_nndl.data import catalog
 from minitorch_nndl.train import Accuracy, Trainer, restore_model, runs
-from minitorch_nndl.train.recipe import Recipe, eval_transform
+from minitorch_nndl.train.recipe import Recipe
 
 ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50")  # constructors in minitorch_nndl.models
-#: every file a run writes into its folder (what --overwrite deletes first; nothing else is touched)
-RUN_FILES = tuple(
-    "last.npz best.npz config.json history.json history.csv history_steps.csv curves.png lr.png "
-    "confusion_matrix.png per_class_accuracy.png predictions.png test_summary.json".split()
-)
 #: settings that say *how* to run, not *what* the run is, with their defaults: a resume or an evaluation may change them
 RUNTIME = {"device": "cpu", "data_dir": "./data", "quiet": False, "num_workers": 1, "prefetch": 2, "log_every": 50}
 RUNTIME_OPTIONS = frozenset({*RUNTIME, "eval_batch_size", "download"})
@@ -54,7 +39,6 @@ RESUME_OPTIONS = RUNTIME_OPTIONS | {"resume", "epochs", "lr", "monitor_test"}  #
 EVAL_OPTIONS = RUNTIME_OPTIONS | {"eval_only", "out", "overwrite", "subset"}
 #: the options that set a field of the recipe (--no-augment sets ``augment``; ``nesterov`` follows --recipe)
 RECIPE_OPTIONS = [f.name for f in fields(Recipe) if f.name not in ("nesterov", "augment")]
-SUBSET_SEEDS = {"dev": 1, "test": 2}  # --subset draws the same dev and test images in every quick run
 EPILOG = """\
 examples:
   python3 examples/resnet18_cifar10.py --download --device cuda      the full recipe on a GPU
@@ -175,28 +159,13 @@ def resumed_config(args: argparse.Namespace, ck: dict[str, Any], ck_path: Path) 
     setting the command line changed); ``rebuild_schedule`` when ``--epochs`` or ``--lr`` changed.
     """
     saved, given = ck["config"], given_options(args)
-    refused = sorted(given - RESUME_OPTIONS)
-    if refused:
-        was = ", ".join(
-            f"{flag(k)} {saved[k]:g}" if isinstance(saved[k], float) else f"{flag(k)} {saved[k]}"
-            for k in refused
-            if k in saved
-        )
-        raise UsageError(
-            f"{', '.join(flag(k) for k in refused)} cannot be changed when resuming: a resumed run keeps the "
-            f"settings it was started with{f' ({was})' if was else ''} and continues in {ck_path.parent}. "
-            "Drop the option, or start a new run without --resume"
-        )
+    runs.refuse_changes(sorted(given - RESUME_OPTIONS), saved, ck_path.parent)
     cfg = {**saved, **runtime_settings(args, saved), "out": str(ck_path.parent)}
     cfg.update({k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None})
     cfg["monitor_test"] = bool(args.monitor_test or saved.get("monitor_test"))
     warmup = cfg["warmup_epochs"] if cfg["schedule"] in ("cosine", "step") else 0.0
     runs.check_resumable(ck, ck_path, cfg["epochs"], epochs_given=args.epochs is not None, warmup_epochs=warmup)
-    t = ck.get("trainer", {})
-    notes = {
-        "resumed": f"from {args.resume} ({t.get('epoch', 0)} of {saved['epochs']} epochs done, step "
-        f"{t.get('global_step', 0)}), with the run's saved settings"
-    }
+    notes = {"resumed": runs.resume_note(ck, args.resume)}
     changed = sorted(k for k in given & (RESUME_OPTIONS - {"resume", "download"}) if saved.get(k) != cfg[k])
     if changed:
         notes["changed"] = "on this command line: " + "; ".join(f"{k} {saved.get(k)!r} -> {cfg[k]!r}" for k in changed)
@@ -214,48 +183,6 @@ def eval_config(args: argparse.Namespace, ck: dict[str, Any]) -> dict[str, Any]:
     cfg = {**ck["config"], **runtime_settings(args, ck["config"])}
     cfg["subset"] = args.subset if args.subset is not None else cfg.get("subset")
     return cfg
-
-
-def load_data(cfg: dict[str, Any], download: bool, eval_only: bool) -> dict[str, Any]:
-    """``{"train", "dev", "test", "source"}`` (train/dev None where not needed), ``--subset`` applied;
-    a :class:`DataError` with the data module's one-line message when the data cannot be used."""
-    name, root, n = cfg["dataset"], cfg["data_dir"], cfg.get("subset")
-    try:
-        test = catalog.open_split(name, root, "test", download=download)
-        train = dev = None
-        if not eval_only:
-            train = catalog.open_split(name, root, "train+dev" if cfg["final"] else "train")
-            dev = None if cfg["final"] else catalog.open_split(name, root, "dev")
-    except (OSError, ValueError) as exc:  # FileNotFoundError, DownloadError, CIFAR10FormatError, IDXFormatError
-        raise DataError(str(exc)) from None
-    return {
-        "train": None if train is None else random_subset(train, n, cfg["seed"]),
-        "dev": None if dev is None else random_subset(dev, n, SUBSET_SEEDS["dev"]),
-        "test": random_subset(test, n, SUBSET_SEEDS["test"]),
-        "source": getattr(test, "source_note", None) or f"{name} from {test.source}",
-    }
-
-
-def describe(cfg: dict[str, Any], model: nn.Module, sizes: dict[str, int], notes: dict[str, str]) -> str:
-    """What this run is, in a few lines; ``notes`` adds the data source, resume details and folder notes."""
-    stem = "3x3 conv, no max-pool" if cfg["stem"] == "cifar" else "7x7/2 conv + 3x3/2 max-pool"
-    how = Recipe.from_config(cfg).describe(catalog.info(cfg["dataset"]))
-    split = "train+dev (final model = last epoch)" if cfg["final"] else "train, best epoch chosen on dev"
-    quick = " (--subset: a quick run, evaluated on a subset too)" if cfg.get("subset") else ""
-    width = f", width {cfg['width']}" if cfg["width"] != 64 else ""
-    images = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
-    lines = [
-        f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
-        f"  model     {cfg['stem']} stem ({stem}){width}, {model.num_parameters():,} parameters",
-        f"  data      {split}: {images} images{quick}; augmentation: {how['augmentation']}",
-        f"            {notes['source']}",
-        f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
-        f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
-        f"  schedule  {how['schedule']} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
-        *(f"  {key:<9s} {notes[key]}" for key in ("resumed", "changed") if notes.get(key)),
-        f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip(),
-    ]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,16 +206,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         cfg = resolve_config(args)
     on_cpu = _command(*without_option(argv, "--device"), "--device", "cpu")
     cli.check_cuda(cfg["device"], f"Or train on the CPU:\n    {on_cpu}")
-    data = load_data(cfg, download=bool(args.download), eval_only=bool(args.eval_only))
+    data = runs.load_splits(cfg, download=bool(args.download), eval_only=bool(args.eval_only))
     notes["source"] = data["source"]
     if not args.resume:  # a resumed run continues in its own folder; anything else never replaces an earlier run
         default = Path(args.eval_only).parent / f"eval-{Path(args.eval_only).stem}" if args.eval_only else cfg["out"]
         out, notes["folder"] = runs.fresh_folder(args.out or default, bool(args.overwrite))
-        runs.prepare_folder(out, bool(args.overwrite), RUN_FILES)
+        runs.prepare_folder(out, bool(args.overwrite), runs.RUN_FILES)
         cfg["out"] = str(out)
-    info = catalog.info(cfg["dataset"])
-    cfg.update(num_classes=info.num_classes, in_channels=info.channels, classes=list(info.classes))
-    cfg.update(mean=list(info.mean), std=list(info.std), image_size=info.image_size)
+    cfg.update(runs.dataset_settings(cfg["dataset"]))
     mt.manual_seed(cfg["seed"])
     model = build_model(cfg).to(cfg["device"])
     if args.eval_only:
@@ -302,7 +227,7 @@ def evaluate(checkpoint: str, cfg: dict[str, Any], model: nn.Module, data: dict[
     loss_fn, device = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"]), cfg["device"]
     trainer = Trainer(model, None, loss_fn, device=device, quiet=True, eval_loss_fn=nn.CrossEntropyLoss(), config=cfg)
     print(f"evaluating {checkpoint} on {data['source']}; results in {cfg['out']}/ {notes['folder']}".rstrip())
-    summary = write_summary(trainer, cfg, data["test"], checkpoint)
+    summary = runs.write_test_summary(trainer, cfg, data["test"], checkpoint)
     print(f"test accuracy {100 * summary['test_acc']:.2f}% on {summary['n_test']:,} images ({checkpoint})")
     return 0
 
@@ -311,17 +236,8 @@ def train(
     args: argparse.Namespace, argv: list[str], cfg: dict, model: nn.Module, data: dict, notes: dict, rebuild: bool
 ) -> int:
     """The training entry: train (or continue training), then evaluate the chosen model on the test set."""
-    out, info, how = Path(cfg["out"]), catalog.info(cfg["dataset"]), Recipe.from_config(cfg)
-    train_loader = DataLoader(
-        data["train"],
-        batch_size=cfg["batch_size"],
-        shuffle=True,
-        seed=cfg["seed"],
-        transform=how.train_transform(info),
-        device=cfg["device"],
-        prefetch=cfg["prefetch"],
-        num_workers=cfg["num_workers"],
-    )
+    out, how = Path(cfg["out"]), Recipe.from_config(cfg)
+    train_loader = runs.train_loader(data["train"], cfg)
     opt = how.build_optimizer(model)
     trainer = Trainer(
         model,
@@ -335,26 +251,18 @@ def train(
         quiet=cfg["quiet"],
         eval_loss_fn=nn.CrossEntropyLoss(),
         config=cfg,
-        monitor={"test": _eval_loader(data["test"], cfg)} if cfg["monitor_test"] else {},
+        monitor={"test": runs.eval_loader(data["test"], cfg)} if cfg["monitor_test"] else {},
     )
     if args.resume:
-        replanned = runs.resume(trainer, args.resume, len(train_loader), replan=how if rebuild else None)
-        if replanned:
-            notes["changed"] += f"; {replanned}"
-        # the record of each resume travels in config.json and in every later checkpoint
-        cfg["resumes"] = [*cfg.get("resumes", []), {"step": trainer.global_step, "changed": notes.get("changed", "")}]
-        trainer.config = dict(cfg)
+        runs.resume(trainer, args.resume, len(train_loader), cfg, notes, replan=rebuild)
     sizes = {split: len(data[split]) for split in ("train", "dev", "test") if data[split] is not None}
-    print(describe(cfg, model, sizes, notes), flush=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    print(runs.describe_run(cfg, model.num_parameters(), sizes, notes), flush=True)
+    runs.write_config(out, cfg)
     t0 = time.perf_counter()
-    dev_loader = None if data["dev"] is None else _eval_loader(data["dev"], cfg)
+    dev_loader = None if data["dev"] is None else runs.eval_loader(data["dev"], cfg)
     result = trainer.fit(train_loader, dev_loader, epochs=cfg["epochs"], log_every=cfg["log_every"])
     minutes = (time.perf_counter() - t0) / 60
-    title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
-    if cfg.get("label_smoothing"):  # otherwise the reader wonders why train loss sits above test loss
-        title += f"; train loss includes label smoothing {cfg['label_smoothing']}"
-    runs.plot_training(trainer.history, out, title)
+    runs.plot_training(trainer.history, out, cfg)
     if result.status in ("interrupted", "nan"):
         code, hint = runs.stop_hint(result, _command, argv, cfg["lr"])
         head = f"stopped after {minutes:.1f} min." if code == 130 else "error: the run diverged (see above);"
@@ -367,37 +275,21 @@ def finish(trainer: Trainer, cfg: dict[str, Any], model: nn.Module, test_ds: Any
     """Evaluate the chosen model (best.npz: best on dev, or the last epoch with --final) on the test set."""
     chosen, best_epoch = runs.restore_best(model, Path(cfg["out"]))
     which = "untrained: --epochs 0" if chosen is None else "last epoch" if cfg["final"] else "best on dev"
-    seconds = [r.get("seconds") or 0.0 for r in trainer.history.epochs]
-    summary = write_summary(
+    minutes_all, images_per_sec = runs.training_speed(trainer.history)
+    summary = runs.write_test_summary(
         trainer,
         cfg,
         test_ds,
         None if chosen is None else str(chosen),
-        train_minutes=sum(s for s in seconds if math.isfinite(s)) / 60,  # every session of the run
+        train_minutes=minutes_all,  # every session of the run
         epochs_trained=trainer.epoch,
         best_epoch=best_epoch,
     )
-    rates = [r["images_per_sec"] for r in trainer.history.epochs if r.get("images_per_sec")]
     print(
         f"test accuracy {100 * summary['test_acc']:.2f}% (top-3 {100 * summary['test_top3']:.2f}%) with the model of "
-        f"epoch {best_epoch or 0} ({which}); {minutes:.1f} min, "
-        f"{np.median(rates) if rates else float('nan'):,.0f} img/s. Outputs in {cfg['out']}/"
+        f"epoch {best_epoch or 0} ({which}); {minutes:.1f} min, {images_per_sec:,.0f} img/s. Outputs in {cfg['out']}/"
     )
     return 0
-
-
-def write_summary(trainer: Trainer, cfg: dict[str, Any], test_ds: Any, checkpoint: str | None, **extra: Any) -> dict:
-    """The test report (figures and numbers) in ``cfg["out"]``, with ``extra`` in its test_summary.json."""
-    info, out = catalog.info(cfg["dataset"]), Path(cfg["out"])
-    report = runs.test_report(trainer, _eval_loader(test_ds, cfg), list(info.classes), out, eval_transform(info))
-    summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
-    (out / "test_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-def _eval_loader(ds: Any, cfg: dict[str, Any]) -> DataLoader:
-    transform = eval_transform(catalog.info(cfg["dataset"]))
-    return DataLoader(ds, batch_size=cfg["eval_batch_size"], transform=transform, device=cfg["device"])
 
 
 def _command(*args: str) -> str:

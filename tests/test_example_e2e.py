@@ -22,6 +22,7 @@ import minitorch_nndl as mt
 from minitorch_nndl.data import CIFAR10
 from minitorch_nndl.data.synthetic import write_fake_cifar10
 from minitorch_nndl.train import load_checkpoint
+from minitorch_nndl.train.recipe import eval_transform
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -135,7 +136,7 @@ def test_predict_prints_top3_matching_the_model(run: Path, data_dir: Path, tmp_p
     model = example.build_model(ck["config"])
     model.load_state_dict(ck["model"])
     model.eval()
-    x = example.eval_transform(CIFAR10.info)(test.images[3:4])
+    x = eval_transform(CIFAR10.info)(test.images[3:4])
     with mt.no_grad():
         p = model(mt.tensor(x)).softmax(axis=1).numpy()[0]
     assert lines[1].split()[1] == CIFAR10.CLASSES[int(p.argmax())]
@@ -303,7 +304,7 @@ def test_ctrl_c_before_training_is_one_line_and_leaves_no_folder(example, data_d
     def press_ctrl_c_while_loading(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(example, "load_data", press_ctrl_c_while_loading)
+    monkeypatch.setattr(example.runs, "load_splits", press_ctrl_c_while_loading)
     assert example.main(["--data-dir", str(data_dir), *SMALLER, "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "interrupted" in err

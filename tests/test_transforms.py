@@ -15,6 +15,7 @@ from minitorch_nndl.data import (
     RandomHorizontalFlip,
     ToTensor,
 )
+from minitorch_nndl.tensor import Tensor
 
 
 def _nhwc(n: int = 6, h: int = 7, w: int = 9, c: int = 3, seed: int = 0) -> np.ndarray:
@@ -33,14 +34,29 @@ def _rng(seed: int = 0) -> np.random.Generator:
 def test_to_tensor_batch_single_and_gray():
     x = _nhwc()
     t = ToTensor()(x)
-    assert t.shape == (6, 3, 7, 9) and t.dtype == np.float32 and t.flags.c_contiguous
-    np.testing.assert_allclose(t, x.transpose(0, 3, 1, 2).astype(np.float64) / 255.0, rtol=1e-6)
+    assert isinstance(t, Tensor) and t.device == "cpu" and not t.requires_grad
+    assert t.shape == (6, 3, 7, 9) and t.dtype == np.float32 and t.numpy().flags.c_contiguous
+    np.testing.assert_allclose(t.numpy(), x.transpose(0, 3, 1, 2).astype(np.float64) / 255.0, rtol=1e-6)
     single = ToTensor()(x[2])
     assert single.shape == (3, 7, 9)
-    np.testing.assert_array_equal(single, t[2])
+    np.testing.assert_array_equal(single.numpy(), t.numpy()[2])
     gray = ToTensor()(x[0, :, :, 0])
     assert gray.shape == (1, 7, 9)
     assert ToTensor()(t) is t  # already a tensor
+    floats = t.numpy()
+    assert ToTensor()(floats).numpy() is floats  # a float array is wrapped, not copied
+
+
+def test_transforms_return_what_they_are_given():
+    """A NumPy array in gives a NumPy array out; a Tensor in (e.g. after ToTensor) a Tensor out."""
+    x = _nchw()
+    norm = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert isinstance(norm(x), np.ndarray)
+    out = norm(Tensor(x))
+    assert isinstance(out, Tensor)
+    np.testing.assert_array_equal(out.numpy(), norm(x))
+    pipeline = Compose([RandomCrop(7, padding=1), ToTensor(), norm])
+    assert isinstance(pipeline(_nhwc(), rng=_rng()), Tensor)
     with pytest.raises(TypeError):
         ToTensor()(x.astype(np.int32))
 

@@ -203,6 +203,8 @@ class DataLoader:
                 x = self.transform(backend.to_numpy(x), rng=self.batch_rng(epoch, batch))
             else:  # a plain function of the batch (its randomness, if any, is its own business)
                 x = self.transform(backend.to_numpy(x))
+            if isinstance(x, Tensor):  # ToTensor (and the transforms after it) return host Tensors
+                x = x.data
         if getattr(x, "dtype", None) == np.uint8:
             x = images_to_float(x)
         fields[0] = x

@@ -12,7 +12,8 @@ follows the dtype as torchvision does:
 * ``uint8`` arrays are images as stored on disk: channels last, ``(H, W, C)`` or ``(N, H, W, C)``;
 * floating arrays are tensors: channels first, ``(C, H, W)`` or ``(N, C, H, W)``.
 
-:class:`ToTensor` turns the first into the second.  Geometric transforms (crop, flip,
+:class:`ToTensor` turns the first into the second, as a (host) :class:`Tensor`; a transform
+given a Tensor returns a Tensor, one given a NumPy array returns a NumPy array.  Geometric transforms (crop, flip,
 cutout, erasing) work on both, so the cheap way to augment CIFAR is to crop and flip
 the uint8 batch (4x less memory traffic) and convert afterwards::
 
@@ -24,8 +25,8 @@ seed, the epoch and the batch number, so augmented batches are reproducible).  W
 ``rng`` a transform uses its own generator, made from ``seed=`` when given, else the
 library's CPU generator (seeded by ``mt.manual_seed``).
 
-Augmentation runs on the CPU: these transforms accept NumPy arrays only, and the loader
-copies the finished float32 batch to the GPU afterwards.
+Augmentation runs on the CPU: these transforms accept NumPy arrays and CPU Tensors only, and
+the loader copies the finished float32 batch to the GPU afterwards.
 """
 
 from __future__ import annotations
@@ -133,12 +134,14 @@ class Transform:
             return self._rng
         return backend.rng_for("cpu")
 
-    def __call__(self, x: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+    def __call__(self, x: Any, rng: np.random.Generator | None = None) -> Any:
+        """``x`` transformed: a NumPy array for a NumPy array, a (host) Tensor for a Tensor."""
         name = type(self).__name__
-        x = _check_numpy(x, name)
-        batch, single = _as_batch(x, name)
+        given_tensor = isinstance(x, Tensor)
+        batch, single = _as_batch(_check_numpy(x, name), name)
         out = self.apply(batch, self._generator(rng) if self.random else None)
-        return out[0] if single else out
+        out = out[0] if single else out
+        return Tensor(out) if given_tensor else out
 
     def apply(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         raise NotImplementedError
@@ -167,23 +170,26 @@ class Compose(Transform):
 
 
 class ToTensor(Transform):
-    """uint8 ``(H,W,C)``/``(N,H,W,C)`` in [0, 255] -> float32 ``(C,H,W)``/``(N,C,H,W)`` in [0, 1].
+    """uint8 ``(H,W,C)``/``(N,H,W,C)`` in [0, 255] -> float32 :class:`Tensor` ``(C,H,W)``/``(N,C,H,W)`` in [0, 1].
 
-    A 2-D grayscale image ``(H, W)`` becomes ``(1, H, W)``.  Floating input is returned
-    unchanged (already a tensor), so applying ToTensor twice is harmless.
+    A 2-D grayscale image ``(H, W)`` becomes ``(1, H, W)``.  Floating input is already a tensor's
+    layout and values: it is wrapped as it is (a Tensor given is returned unchanged), so applying
+    ToTensor twice is harmless.  The result is a host (CPU) Tensor sharing the converted array; the
+    transforms after it return Tensors too, and the DataLoader copies the batch to its device.
     """
 
-    def __call__(self, x: Any, rng: np.random.Generator | None = None) -> np.ndarray:
-        x = _check_numpy(x, "ToTensor")
-        if x.dtype.kind == "f":
-            return x
+    def __call__(self, x: Any, rng: np.random.Generator | None = None) -> Tensor:
+        array = _check_numpy(x, "ToTensor")
+        if array.dtype.kind == "f":
+            return x if isinstance(x, Tensor) else Tensor(array)
+        x = array
         if x.dtype != np.uint8:
             raise TypeError(f"ToTensor: expected uint8 images, got dtype {x.dtype}")
         if x.ndim == 2:
             x = x[:, :, None]
         batch, single = _as_batch(x, "ToTensor")
         out = images_to_float(batch)
-        return out[0] if single else out
+        return Tensor(out[0] if single else out)
 
 
 class Normalize(Transform):

@@ -7,8 +7,10 @@
   program is told to resume from or evaluate, refuse a resume that cannot continue (older than the
   run's ``last.npz``, no epochs left, shorter than the warm-up), and continue a Trainer from it;
 * :func:`stop_hint` -- after Ctrl-C or a diverged run, the command that continues it;
-* :func:`restore_best`, :func:`test_report`, :func:`plot_training` -- the model a run chose, its
-  test-set numbers and the figures.
+* :func:`load_splits`, :func:`train_loader`, :func:`eval_loader`, :func:`describe_run` -- a run's data (``--subset``
+  applied), its evaluation loader, and the banner that says what the run is;
+* :func:`restore_best`, :func:`test_report`, :func:`write_test_summary`, :func:`plot_training` --
+  the model a run chose, its test-set numbers and the figures.
 
 Errors are :class:`~minitorch_nndl.cli.UsageError` (exit 2) and
 :class:`~minitorch_nndl.cli.DataError` (exit 1): one line that names the file and the fix.
@@ -16,6 +18,7 @@ Errors are :class:`~minitorch_nndl.cli.UsageError` (exit 2) and
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -24,20 +27,33 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import DataError, UsageError, without_option
+from ..cli import DataError, UsageError, flag, without_option
+from ..data import DataLoader, catalog, random_subset
 from ..tensor import Tensor
+from .atomic import atomic_write
 from .checkpoint import CheckpointError, load_checkpoint, restore_model
 from .metrics import Accuracy, ConfusionMatrix, PerClassAccuracy, TopKAccuracy
-from .recipe import Recipe
+from .recipe import Recipe, eval_transform
 
 __all__ = [
+    "RUN_FILES",
     "check_latest",
     "check_resumable",
+    "dataset_settings",
+    "describe_run",
+    "eval_loader",
     "fresh_folder",
+    "load_splits",
+    "train_loader",
+    "training_speed",
+    "write_config",
     "plot_training",
     "prepare_folder",
     "read_run_checkpoint",
+    "refuse_changes",
     "restore_best",
+    "resume_note",
+    "write_test_summary",
     "resume",
     "stop_hint",
     "test_report",
@@ -142,21 +158,53 @@ def check_resumable(
         )
 
 
-def resume(trainer: Any, checkpoint: str | Path, steps_per_epoch: int, replan: Recipe | None = None) -> str:
+def refuse_changes(options: list[str], saved: dict[str, Any], folder: Path) -> None:
+    """A :class:`UsageError` when ``options`` (the settings of a run a resume was told to change) is not
+    empty: the message names each option with the value the run keeps."""
+    if not options:
+        return
+    was = ", ".join(
+        f"{flag(k)} {saved[k]:g}" if isinstance(saved[k], float) else f"{flag(k)} {saved[k]}"
+        for k in options
+        if k in saved
+    )
+    raise UsageError(
+        f"{', '.join(flag(k) for k in options)} cannot be changed when resuming: a resumed run keeps the "
+        f"settings it was started with{f' ({was})' if was else ''} and continues in {folder}. "
+        "Drop the option, or start a new run without --resume"
+    )
+
+
+def resume_note(ck: dict[str, Any], checkpoint: str | Path) -> str:
+    """The banner's line for a resumed run: how far the checkpoint ``ck`` (read from ``checkpoint``) got."""
+    position, epochs = ck.get("trainer", {}), ck["config"]["epochs"]
+    return (
+        f"from {checkpoint} ({position.get('epoch', 0)} of {epochs} epochs done, step "
+        f"{position.get('global_step', 0)}), with the run's saved settings"
+    )
+
+
+def resume(
+    trainer: Any, checkpoint: str | Path, steps_per_epoch: int, cfg: dict[str, Any], notes: dict[str, str], replan: bool
+) -> None:
     """Continue ``trainer`` from ``checkpoint``: model, optimizer, schedule, position and history.
 
-    With ``replan`` (the run's recipe given new epochs or lr) the learning-rate schedule is planned
-    anew for it and advanced to the step reached; returns a note saying so ("" without).
+    With ``replan`` (the run was given new epochs or lr) the learning-rate schedule is planned anew
+    from ``cfg`` and advanced to the step reached, and ``notes["changed"]`` says so.  The record of
+    this resume is appended to ``cfg["resumes"]``, which travels in config.json and every later
+    checkpoint (``trainer.config``).
     """
     trainer.load(checkpoint)
-    if replan is None:
-        return ""
-    before = trainer.lr()
-    trainer.scheduler = replan.build_scheduler(trainer.optimizer, steps_per_epoch, trainer.global_step)
-    return (
-        f"the learning-rate schedule is rebuilt for lr {replan.lr:g} over {replan.epochs} epochs and "
-        f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
-    )
+    if replan:
+        recipe, before = Recipe.from_config(cfg), trainer.lr()
+        trainer.scheduler = recipe.build_scheduler(trainer.optimizer, steps_per_epoch, trainer.global_step)
+        rebuilt = (
+            f"the learning-rate schedule is rebuilt for lr {recipe.lr:g} over {recipe.epochs} epochs and "
+            f"continues at step {trainer.global_step} (lr {before:.4g} -> {trainer.lr():.4g})"
+        )
+        notes["changed"] = "; ".join(filter(None, [notes.get("changed"), rebuilt]))
+    cfg["resumes"] = [*cfg.get("resumes", []), {"step": trainer.global_step, "changed": notes.get("changed", "")}]
+    trainer.config = dict(cfg)
 
 
 def stop_hint(result: Any, command: Callable[..., str], argv: list[str], lr: float) -> tuple[int, str]:
@@ -226,9 +274,126 @@ def test_report(trainer: Any, loader: Any, classes: list[str], out: Path, transf
     }
 
 
-def plot_training(history: Any, out: Path, title: str) -> None:
+def plot_training(history: Any, out: Path, cfg: dict[str, Any]) -> None:
     """``curves.png`` (loss and accuracy per epoch) and ``lr.png`` (the learning rate per step) in ``out``."""
     from . import plots  # noqa: PLC0415
 
+    title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
+    if cfg.get("label_smoothing"):  # otherwise the reader wonders why train loss sits above test loss
+        title += f"; train loss includes label smoothing {cfg['label_smoothing']}"
     plots.plot_curves(history, out / "curves.png", title=title)
     plots.plot_lr(history, out / "lr.png")
+
+
+def training_speed(history: Any) -> tuple[float, float]:
+    """``(minutes, images/s)`` of a run's training so far: minutes over every session (resumes
+    included), and the median of the epochs' training images per second (NaN before any epoch)."""
+    seconds = [r.get("seconds") or 0.0 for r in history.epochs]
+    rates = [r["images_per_sec"] for r in history.epochs if r.get("images_per_sec")]
+    return sum(s for s in seconds if math.isfinite(s)) / 60, float(np.median(rates)) if rates else math.nan
+
+
+def write_config(out: Path, cfg: dict[str, Any]) -> None:
+    """``config.json``: the run's settings (what ``--resume`` continues with), written atomically."""
+    with atomic_write(out / "config.json", "w") as fh:
+        json.dump(cfg, fh, indent=1)
+
+
+#: every file a run writes into its folder (what ``overwrite`` deletes first; nothing else is touched)
+RUN_FILES = tuple(
+    "last.npz best.npz config.json history.json history.csv history_steps.csv curves.png lr.png "
+    "confusion_matrix.png per_class_accuracy.png predictions.png test_summary.json".split()
+)
+
+#: ``--subset`` draws the same dev and test images in every quick run (the training subset follows the seed)
+SUBSET_SEEDS = {"dev": 1, "test": 2}
+
+
+def dataset_settings(name: str) -> dict[str, Any]:
+    """What a run's config records about its data set ``name``: its classes, channels, image size, mean and std."""
+    info = catalog.info(name)
+    return {
+        "num_classes": info.num_classes,
+        "in_channels": info.channels,
+        "classes": list(info.classes),
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "image_size": info.image_size,
+    }
+
+
+def load_splits(cfg: dict[str, Any], download: bool = False, eval_only: bool = False) -> dict[str, Any]:
+    """A run's data: ``{"train", "dev", "test", "source"}`` for ``cfg``'s ``dataset``, ``data_dir``,
+    ``final`` (train on train+dev, no dev) and ``subset`` (at most that many images per split);
+    ``train``/``dev`` are None when ``eval_only``.  A :class:`DataError` (the data module's one-line
+    message) when the data cannot be used."""
+    name, root, n = cfg["dataset"], cfg["data_dir"], cfg.get("subset")
+    try:
+        test = catalog.open_split(name, root, "test", download=download)
+        train = dev = None
+        if not eval_only:
+            train = catalog.open_split(name, root, "train+dev" if cfg["final"] else "train")
+            dev = None if cfg["final"] else catalog.open_split(name, root, "dev")
+    except (OSError, ValueError) as exc:  # FileNotFoundError, DownloadError, CIFAR10FormatError, IDXFormatError
+        raise DataError(str(exc)) from None
+    return {
+        "train": None if train is None else random_subset(train, n, cfg["seed"]),
+        "dev": None if dev is None else random_subset(dev, n, SUBSET_SEEDS["dev"]),
+        "test": random_subset(test, n, SUBSET_SEEDS["test"]),
+        "source": getattr(test, "source_note", None) or f"{name} from {test.source}",
+    }
+
+
+def train_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
+    """Shuffled, augmented batches of ``dataset`` as ``cfg``'s recipe trains on them (``batch_size``,
+    ``seed``, ``augment``, ``cutout``), on ``cfg["device"]``, prepared by ``num_workers`` threads."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        seed=cfg["seed"],
+        transform=Recipe.from_config(cfg).train_transform(catalog.info(cfg["dataset"])),
+        device=cfg["device"],
+        prefetch=cfg["prefetch"],
+        num_workers=cfg["num_workers"],
+    )
+
+
+def eval_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
+    """Batches of ``dataset`` for evaluation: in order, the data set's eval transform, on ``cfg["device"]``."""
+    transform = eval_transform(catalog.info(cfg["dataset"]))
+    return DataLoader(dataset, batch_size=cfg["eval_batch_size"], transform=transform, device=cfg["device"])
+
+
+def describe_run(cfg: dict[str, Any], num_parameters: int, sizes: dict[str, int], notes: dict[str, str]) -> str:
+    """What a run is, in a few lines; ``notes`` adds the data source (``source``), resume details
+    (``resumed``, ``changed``) and what happened to the folder (``folder``)."""
+    stem = "3x3 conv, no max-pool" if cfg["stem"] == "cifar" else "7x7/2 conv + 3x3/2 max-pool"
+    how = Recipe.from_config(cfg).describe(catalog.info(cfg["dataset"]))
+    split = "train+dev (final model = last epoch)" if cfg["final"] else "train, best epoch chosen on dev"
+    quick = " (--subset: a quick run, evaluated on a subset too)" if cfg.get("subset") else ""
+    width = f", width {cfg['width']}" if cfg["width"] != 64 else ""
+    images = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+    lines = [
+        f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
+        f"  model     {cfg['stem']} stem ({stem}){width}, {num_parameters:,} parameters",
+        f"  data      {split}: {images} images{quick}; augmentation: {how['augmentation']}",
+        f"            {notes['source']}",
+        f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
+        f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
+        f"  schedule  {how['schedule']} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
+        *(f"  {key:<9s} {notes[key]}" for key in ("resumed", "changed") if notes.get(key)),
+        f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip(),
+    ]
+    return "\n".join(lines)
+
+
+def write_test_summary(trainer: Any, cfg: dict[str, Any], test_ds: Any, checkpoint: str | None, **extra: Any) -> dict:
+    """:func:`test_report` of ``trainer``'s model on ``test_ds`` into ``cfg["out"]``, and its numbers
+    with ``checkpoint`` and ``extra`` in ``test_summary.json`` there; returns that summary."""
+    info, out = catalog.info(cfg["dataset"]), Path(cfg["out"])
+    report = test_report(trainer, eval_loader(test_ds, cfg), list(info.classes), out, eval_transform(info))
+    summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
+    with atomic_write(out / "test_summary.json", "w") as fh:
+        json.dump(summary, fh, indent=1)
+    return summary
