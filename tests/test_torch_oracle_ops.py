@@ -45,6 +45,11 @@ def _distinct(*shape: int) -> Callable[[np.random.Generator], np.ndarray]:
     return make
 
 
+def _few_values(*shape: int) -> Callable[[np.random.Generator], np.ndarray]:
+    """Whole numbers -1, 0 or 1, so two such inputs tie in many places: maximum/minimum at ties."""
+    return lambda rng: rng.integers(-1, 2, shape).astype(np.float64)
+
+
 def _ins(*makers: Callable[[np.random.Generator], np.ndarray]) -> Callable[[np.random.Generator], list[np.ndarray]]:
     return lambda rng: [m(rng) for m in makers]
 
@@ -127,6 +132,9 @@ CASES = [
         lambda a: mt.leaky_relu(a, 0.2) + a.clamp(-0.5, 0.5),
         lambda a: torch.nn.functional.leaky_relu(a, 0.2) + a.clamp(-0.5, 0.5),
     ),
+    # ties split the gradient in half, a broadcast input gets the halves summed
+    Case("maximum_ties", _ins(_few_values(3, 4), _few_values(4)), mt.maximum, torch.maximum),
+    Case("minimum_ties", _ins(_few_values(3, 1), _few_values(3, 4)), mt.minimum, torch.minimum),
 ]
 
 
@@ -155,3 +163,11 @@ def test_matches_torch_in_float64(case: Case) -> None:
 
 def test_sample_is_big_enough() -> None:
     assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("name", ["maximum_ties", "minimum_ties"])
+def test_the_tie_cases_have_ties(name: str) -> None:
+    case = next(c for c in CASES if c.name == name)
+    a, b = case.inputs(np.random.default_rng(zlib.crc32(name.encode())))
+    ties = int((np.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)) == b).sum())
+    assert ties >= 2, f"{name}: only {ties} ties drawn"

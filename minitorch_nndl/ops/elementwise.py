@@ -147,36 +147,47 @@ class PowScalar(Function):
         return (grad * (p * x ** (p - 1)).astype(x.dtype, copy=False),)
 
 
+def _split_at_ties(grad: Any, a_wins: Any, tie: Any, shapes: tuple) -> tuple[Any, Any]:
+    """The gradients of a and b in max/min: all of it to the winner, half to each on a tie."""
+    grad_a = backend.xp_of(grad).where(tie, grad * 0.5, grad * a_wins)
+    grad_b = grad - grad_a  # exact: grad, 0 or grad/2
+    return unbroadcast(grad_a, shapes[0]), unbroadcast(grad_b, shapes[1])
+
+
 class Maximum(Function):
-    """y = max(a, b);  the gradient goes to the larger input (to a on ties)."""
+    """y = max(a, b);  dy/da = 1 where a > b, 0 where a < b, 1/2 where a == b;  dy/db = 1 - dy/da.
+
+    At a tie max is not differentiable; 1/2 is its symmetric derivative
+    (max(a + e, a) - max(a - e, a)) / (2e) = 1/2, what a central-difference
+    gradcheck measures, and what PyTorch's ``maximum`` uses."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
-        ctx.save_for_backward(a >= b)
+        ctx.save_for_backward(a > b, a == b)
         ctx.shapes = a.shape, b.shape
         return backend.xp_of(a).maximum(a, b)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        (a_wins,) = ctx.saved_tensors
-        sa, sb = ctx.shapes
-        return unbroadcast(grad * a_wins, sa), unbroadcast(grad * ~a_wins, sb)
+        a_wins, tie = ctx.saved_tensors
+        return _split_at_ties(grad, a_wins, tie, ctx.shapes)
 
 
 class Minimum(Function):
-    """y = min(a, b);  the gradient goes to the smaller input (to a on ties)."""
+    """y = min(a, b);  dy/da = 1 where a < b, 0 where a > b, 1/2 where a == b;  dy/db = 1 - dy/da.
+
+    Ties split the gradient in half, as in ``Maximum`` (and PyTorch's ``minimum``)."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
-        ctx.save_for_backward(a <= b)
+        ctx.save_for_backward(a < b, a == b)
         ctx.shapes = a.shape, b.shape
         return backend.xp_of(a).minimum(a, b)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        (a_wins,) = ctx.saved_tensors
-        sa, sb = ctx.shapes
-        return unbroadcast(grad * a_wins, sa), unbroadcast(grad * ~a_wins, sb)
+        a_wins, tie = ctx.saved_tensors
+        return _split_at_ties(grad, a_wins, tie, ctx.shapes)
 
 
 class Where(Function):
@@ -321,12 +332,12 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001
 
 
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise max; the gradient flows to the larger input (to ``a`` on ties)."""
+    """Elementwise max; the gradient flows to the larger input (half to each on ties, as in PyTorch)."""
     return _binary(Maximum, a, b, "maximum")
 
 
 def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise min; the gradient flows to the smaller input (to ``a`` on ties)."""
+    """Elementwise min; the gradient flows to the smaller input (half to each on ties, as in PyTorch)."""
     return _binary(Minimum, a, b, "minimum")
 
 
