@@ -152,10 +152,12 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     Function's ``backward`` returns against the input it is for.  In the walk each
     tensor's gradient is complete (all consumers have contributed, summed) before
     it is pushed to its inputs.  Without ``retain_graph`` each node's saved arrays
-    and its links to its inputs are released as soon as it has been used, and the
-    walk lets go of each tensor as it passes it, so activations are freed during
-    the walk (those the caller still holds, such as the loss, stay); a second
-    backward through a released node is an error.  To draw the graph with its
+    and its links to its inputs are released right after its backward ran, and
+    the walk pops each tensor off its list when it reaches it (its consumers have
+    all run and released it by then), so an activation is freed as soon as the
+    walk has passed it, unless the caller still holds it (the loss, a variable);
+    docs chapter 2 ("Activation memory") measures this.  A second backward
+    through a released node is an error.  To draw the graph with its
     gradients (``viz.draw_graph``), backward with ``retain_graph=True``.
     """
     seed = _seed_gradient(root, grad)
