@@ -319,3 +319,13 @@ def test_resnet_table_in_chapter_8_matches_our_code() -> None:
     page = (DOCS / "08-resnet.md").read_text(encoding="utf-8")
     for name in script.ARCHS:
         assert script.row(name) in page, f"chapter 8's row for {name} differs from make_resnet_table.py's output"
+
+
+def test_activation_memory_script_shows_the_walk_freeing_activations() -> None:
+    """Chapter 2's claim, on the script's own ResNet18: memory falls during backward, and stays with retain_graph."""
+    script = _load_figure_script("make_activation_memory")
+    freed, kept = script.measure(2, retain_graph=False), script.measure(2, retain_graph=True)
+    assert freed["graph"] > 5 * freed["parameters"]  # activations dominate
+    assert freed["walk"][-1] < 0.25 * freed["walk"][0]  # given back as the walk passes
+    assert freed["peak"] < 1.1 * freed["graph"] and freed["after"] < 2 * freed["parameters"]
+    assert kept["after"] > 0.9 * kept["graph"]  # retain_graph keeps it all
