@@ -3,6 +3,7 @@
 * :mod:`.dataset` -- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``,
   ``random_subset``, and ``DatasetInfo`` (what ``CIFAR10.info`` / ``FashionMNIST.info`` say);
 * :mod:`.dataloader` -- ``DataLoader`` (seeded shuffling, batch transforms, background prefetch);
+* :mod:`.sampler` -- ``DistributedSampler`` (each rank of a data-parallel job its shard, per epoch);
 * :mod:`.transforms` -- vectorized batch augmentation on the CPU (crop, flip, cutout, erasing, normalize);
 * :mod:`.cifar10`, :mod:`.fashion_mnist` -- the datasets, read from the official files (``download=True``
   fetches and verifies them);
@@ -16,6 +17,7 @@ from .cifar10 import CIFAR10, CIFAR10FormatError, RestrictedUnpickler, UnsafePic
 from .dataloader import DataLoader
 from .dataset import ConcatDataset, Dataset, DatasetInfo, Subset, TensorDataset, collate, random_split, random_subset
 from .fashion_mnist import FashionMNIST, IDXFormatError, read_idx
+from .sampler import DistributedSampler
 from .transforms import (
     Compose,
     Cutout,
@@ -36,6 +38,7 @@ __all__ = [
     "DataLoader",
     "Dataset",
     "DatasetInfo",
+    "DistributedSampler",
     "DownloadError",
     "FashionMNIST",
     "IDXFormatError",

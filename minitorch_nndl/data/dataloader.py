@@ -4,7 +4,9 @@ One epoch = one pass over the dataset in batches of ``batch_size``.  For each ba
 loader
 
 1. takes the next ``batch_size`` indices of the epoch's order (a seeded permutation when
-   ``shuffle=True``, different every epoch, identical for the same seed and epoch);
+   ``shuffle=True``, different every epoch, identical for the same seed and epoch; with a
+   ``sampler``, the indices it gives for the epoch, e.g. this rank's shard from a
+   :class:`~minitorch_nndl.data.DistributedSampler`);
 2. gathers the samples -- with one array-indexing call (``dataset.get_batch(indices)``)
    when the dataset is array-backed, else by stacking ``dataset[i]`` for each index;
 3. applies ``transform`` to the whole batch of inputs, on the CPU, with a NumPy
@@ -84,6 +86,11 @@ class DataLoader:
         prefetch: batches prepared ahead in background threads (0 = prepare in the loop).
         num_workers: background threads (default 1 when ``prefetch > 0``); ``num_workers > 0``
             with ``prefetch=0`` prefetches ``2 * num_workers`` batches.
+        sampler: where the epoch's indices come from instead of ``shuffle`` (an iterable of
+            indices with ``len()``; with ``set_epoch``, the loader calls it with its own epoch
+            before each pass, so resuming gives the same order).  A sampler with
+            ``num_replicas > 1`` (a :class:`~minitorch_nndl.data.DistributedSampler`) also gives
+            each rank its own augmentation randomness.
 
     Yields tuples of Tensors, ``(x, y)`` for ``(input, label)`` datasets: ``x`` float32
     (N, C, H, W) for image datasets, ``y`` int64.
@@ -100,11 +107,16 @@ class DataLoader:
         device: Any = "cpu",
         prefetch: int = 0,
         num_workers: int = 0,
+        sampler: Any = None,
     ) -> None:
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: give shuffle=True or a sampler, not both (the sampler does the shuffling)")
+        if sampler is not None and not hasattr(sampler, "__len__"):
+            raise TypeError(f"DataLoader: sampler must define __len__ and __iter__, got {type(sampler).__name__}")
         if prefetch < 0 or num_workers < 0:
             raise ValueError(f"DataLoader: prefetch and num_workers must be >= 0, got {prefetch}, {num_workers}")
         if seed is None:
@@ -114,6 +126,7 @@ class DataLoader:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
+        self.sampler = sampler
         self.drop_last = bool(drop_last)
         self.seed = int(seed)
         self.transform = transform
@@ -128,7 +141,7 @@ class DataLoader:
 
     # ------------------------------------------------------------------ sizes and order
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -139,14 +152,21 @@ class DataLoader:
         self._resume_batch = 0
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """The sample order of ``epoch``: a permutation seeded by ``(seed, epoch)``, or 0..N-1."""
+        """The order of ``epoch``: the sampler's indices, a permutation seeded by ``(seed, epoch)``, or 0..N-1."""
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            indices = getattr(self.sampler, "indices", None)  # DistributedSampler's, as one array
+            return np.asarray(indices() if callable(indices) else list(self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch, _SHUFFLE_STREAM]).permutation(n)
 
     def batch_rng(self, epoch: int, batch: int) -> np.random.Generator:
-        """The generator the transform gets for batch ``batch`` of ``epoch``."""
+        """The generator the transform gets for batch ``batch`` of ``epoch`` (and of this rank, when sharded)."""
+        if getattr(self.sampler, "num_replicas", 1) > 1:
+            return np.random.default_rng([self.seed, epoch, _TRANSFORM_STREAM, batch, self.sampler.rank])
         return np.random.default_rng([self.seed, epoch, _TRANSFORM_STREAM, batch])
 
     # ------------------------------------------------------------------ resuming

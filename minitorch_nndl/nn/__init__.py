@@ -7,6 +7,7 @@ The public API at a glance::
     Sequential, ModuleList, Identity        containers
     Linear, Conv2d                          learnable layers (PyTorch's initialisation)
     BatchNorm1d, BatchNorm2d                normalisation (running statistics as buffers)
+    SyncBatchNorm                           batch norm over the ranks of a data-parallel job
     LocalResponseNorm                       AlexNet's normalisation across channels
     ReLU, LeakyReLU, Sigmoid, Tanh          activations
     MaxPool2d, AvgPool2d, AdaptiveAvgPool2d pooling
@@ -30,6 +31,7 @@ from .module import IncompatibleKeys, Module, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -54,6 +56,7 @@ __all__ = [
     "RemovableHandle",
     "Sequential",
     "Sigmoid",
+    "SyncBatchNorm",
     "Tanh",
     "functional",
     "init",

@@ -13,6 +13,7 @@ from typing import Any
 from .. import backend
 from ..grad_mode import no_grad
 from ..tensor import Tensor
+from . import sharded
 from .metrics import Accuracy, MeanMetric, Metric
 from .placement import on_device
 
@@ -42,7 +43,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """``{"loss": float, name: value, ...}`` over the whole loader (sample-weighted loss), in eval mode.
 
-    Array-valued metrics (confusion matrix, per-class accuracy) come back as NumPy arrays.
+    Array-valued metrics (confusion matrix, per-class accuracy) come back as NumPy arrays.  On
+    several ranks each evaluates its loader (its shard) and the counts are summed over the ranks,
+    so every rank returns the numbers of the whole set.
     """
     was_training = getattr(model, "training", True)
     model.eval()
@@ -58,6 +61,7 @@ def evaluate(
                 m.update(logits.data, y.data)
     finally:
         model.train(was_training)
+    sharded.all_reduce_metrics({"loss": loss_meter, **metrics}, device)
     result: dict[str, Any] = {"loss": loss_meter.compute()}
     for name, m in metrics.items():
         result[name] = m.compute()

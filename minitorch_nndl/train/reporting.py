@@ -98,10 +98,14 @@ class EpochMeter:
 
 
 class Progress:
-    """The progress bar of one epoch (tqdm, on stderr) and the lines printed while it shows."""
+    """The progress bar of one epoch (tqdm, on stderr) and the lines printed while it shows.
 
-    def __init__(self) -> None:
+    ``enabled=False`` (the ranks other than 0 of a data-parallel run) shows and prints nothing.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
         self.bar: Any = None
+        self.enabled = enabled
 
     @contextmanager
     def epoch(self, total: int | None, initial: int, desc: str, enabled: bool = True) -> Iterator[Progress]:
@@ -137,6 +141,8 @@ class Progress:
 
     def print(self, text: str) -> None:
         """A line on stdout that does not break the bar."""
+        if not self.enabled:
+            return
         if self.bar is not None:
             self.bar.write(text)
         else:

@@ -27,6 +27,10 @@ from the seed experiment:
   runs where the model is, and a batch on another device is an error naming both.
 * **Epochs are numbered from 1** wherever a person reads them (:mod:`.reporting`: the console;
   the history's ``"epoch"`` column; ``best_epoch``).  ``Trainer.epoch`` counts completed epochs.
+* **Several ranks** (:mod:`.sharded`; a model wrapped in ``DistributedDataParallel``): the
+  gradients are averaged after each backward, the logged loss is the global batch's, evaluation
+  counts are summed over the ranks' shards, all ranks stop at the same step, and only rank 0
+  prints and writes files.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from . import evaluation
+from . import evaluation, sharded
 from .atomic import atomic_copy
 from .checkpoint import load_checkpoint, restore_model, restore_optimizer, restore_scheduler, save_checkpoint
 from .divergence import NonFiniteLossError, StepLosses, divergence_advice, nan_loss_message, params_finite
@@ -169,7 +173,8 @@ class Trainer:
         self._meter = EpochMeter()  # the epoch being trained
         self._losses = StepLosses()  # read at log points
         self._guard = InterruptGuard()  # Ctrl-C
-        self._progress = Progress()
+        self._main = sharded.is_main()  # rank 0 prints and writes; the others only train
+        self._progress = Progress(enabled=self._main)
         self._last_good = LastGoodModel()  # the GPU's NaN stop (see train/last_good.py)
 
     # the position, as numbers (read and written through ``self.position``)
@@ -182,8 +187,12 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path, rng_now: Any = None) -> Path:
-        """Write a checkpoint of the current position (refuses non-finite weights)."""
+    def save(self, path: str | Path, rng_now: Any = None, meter_state: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint of the current position (refuses non-finite weights).
+
+        ``meter_state``: the epoch's running numbers to store (default this process's; a
+        data-parallel run passes them summed over the ranks).
+        """
         if not params_finite(self.model):
             raise NonFiniteLossError(
                 f"refusing to save {path}: the model has non-finite weights at step {self.global_step}",
@@ -191,7 +200,8 @@ class Trainer:
             )
         state = self.position.state_dict(rng_now if rng_now is not None else rng_state())
         best_acc = self.best_acc if math.isfinite(self.best_acc) else None
-        state["trainer"].update(best_acc=best_acc, best_epoch=self.best_epoch, **self._meter.state_dict())
+        meter = self._meter.state_dict() if meter_state is None else meter_state
+        state["trainer"].update(best_acc=best_acc, best_epoch=self.best_epoch, **meter)
         return save_checkpoint(
             path,
             model=self.model,
@@ -214,7 +224,8 @@ class Trainer:
         t = ck.get("trainer", {})
         self.best_acc = -math.inf if t.get("best_acc") is None else float(t["best_acc"])
         self.best_epoch = t.get("best_epoch")
-        self._meter.load_state_dict(t, device=self.device)
+        # The saved epoch numbers are the sum over the ranks: rank 0 carries them, the others start from zero.
+        self._meter.load_state_dict(t if self._main else {}, device=self.device)
         if "history" in ck:
             self.history.load_state_dict(ck["history"])
         return ck
@@ -258,14 +269,14 @@ class Trainer:
             if p.grad is not None:
                 p.grad = p.grad * scale.astype(p.grad.dtype)
 
-    def _gate(self, loss: Tensor, buffers: list[tuple[Tensor, Any]]) -> None:
-        """Keep a NaN step from reaching the weights: read the loss on the CPU, a device-side flag on a GPU."""
+    def _gate(self, loss: Any, buffers: list[tuple[Tensor, Any]]) -> None:
+        """Keep a NaN step from reaching the weights: read the loss (an array) on the CPU, a device flag on a GPU."""
         if self.device == "cpu":
-            if not math.isfinite(float(loss.data)):  # reading the loss is free on the CPU
+            if not math.isfinite(float(loss)):  # reading the loss is free on the CPU
                 self._log_losses()  # raises NonFiniteLossError naming this step
             return
         # no sync on a GPU: the model from before any NaN step is kept on the device
-        self._last_good.before_update(loss.data, [(p, p.data) for p in self.model.parameters()] + buffers)
+        self._last_good.before_update(loss, [(p, p.data) for p in self.model.parameters()] + buffers)
 
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         """forward -> loss -> NaN gate -> backward -> (clip) -> update, then the position advances."""
@@ -278,10 +289,14 @@ class Trainer:
             loss = self.loss_fn(logits, y)
             if loss.data.size != 1:
                 raise ValueError(f"Trainer: loss_fn must return a scalar, got shape {loss.shape}")
-            self._losses.add(self.global_step + 1, self.epoch + 1, loss.data.reshape(()), self.lr())
-            self._gate(loss, buffers)
+            logged = sharded.global_mean(loss.data.reshape(()))  # the same on every rank: same NaN stop
+            self._losses.add(self.global_step + 1, self.epoch + 1, logged, self.lr())
+            self._gate(logged, buffers)
             self.optimizer.zero_grad()
             loss.backward()
+            sync_gradients = getattr(self.model, "sync_gradients", None)  # DistributedDataParallel's
+            if sync_gradients is not None:
+                sync_gradients()
             if self.grad_clip is not None:
                 self._clip_gradients()
         except BaseException:
@@ -303,7 +318,7 @@ class Trainer:
         batches = self.position.start_epoch(loader)
         total = len(loader) if hasattr(loader, "__len__") else None
         desc = f"epoch {self.epoch + 1}/{epochs}"
-        with self._progress.epoch(total, self.batch_in_epoch, desc, enabled=not self.quiet) as progress:
+        with self._progress.epoch(total, self.batch_in_epoch, desc, enabled=not self.quiet and self._main) as progress:
             for batch in batches:
                 x, y = on_device(batch[0], self.device), on_device(batch[1], self.device, "batch's target")
                 with np.errstate(all="ignore"):  # a diverging run ends in the NaN check, not in warnings
@@ -314,14 +329,29 @@ class Trainer:
                     progress.postfix(self.history, self.epoch + 1, self._meter, self.lr())
                 for cb in self.callbacks:
                     cb(self)
-                self._guard.check()  # the first Ctrl-C stops here, after a whole step
+                self._check_stop()  # the first Ctrl-C stops here, after a whole step
             self._log_losses()
         self.position.batches_done(loader)
+
+    def _check_stop(self) -> None:
+        """Stop after this step when Ctrl-C was pressed (on any rank: all ranks stop at the same step)."""
+        if sharded.world_size() > 1 and sharded.agree(self._guard.stop_requested):
+            self._guard.stop_requested = True
+        self._guard.check()
+
+    def _epoch_row(self) -> dict[str, Any]:
+        """The epoch's history row: train numbers over every rank's samples."""
+        if sharded.world_size() == 1:
+            return self._meter.row(self.epoch + 1, self.global_step, self.lr())
+        meter = EpochMeter()
+        meter.load_state_dict(sharded.global_meter_state(self._meter.state_dict()), device=self.device)
+        meter.start(carry_on=True)
+        return meter.row(self.epoch + 1, self.global_step, self.lr())
 
     def _end_epoch(self, dev_loader: Any, epochs: int, eval_every: int) -> None:
         """Close the epoch: its numbers, the evaluations, the schedule and the record, the checkpoints, one line."""
         backend.synchronize(self.device)
-        row = self._meter.row(self.epoch + 1, self.global_step, self.lr())
+        row = self._epoch_row()
         improved = self._evaluate_dev(dev_loader, row, epochs, eval_every)
         for name, loader in self.monitor.items():
             row.update(_scalars(name, self._evaluate_finite(name, loader)))
@@ -354,8 +384,8 @@ class Trainer:
         self._meter.clear()
 
     def _save_epoch(self, improved: bool) -> None:
-        """``last.npz``, ``best.npz`` when ``improved``, and the history files."""
-        if self.out_dir is None:
+        """``last.npz``, ``best.npz`` when ``improved``, and the history files (rank 0 only)."""
+        if self.out_dir is None or not self._main:
             return
         last = self.save(self.out_dir / "last.npz", rng_now=self.position.rng_after_step)
         if improved:
@@ -388,15 +418,17 @@ class Trainer:
                 while self.epoch < epochs:
                     self._run_epoch(train_loader, epochs, log_every)
                     self._end_epoch(dev_loader, epochs, eval_every)
-                    self._guard.check()
+                    self._check_stop()
             except NonFiniteLossError as err:
                 status, message = "nan", str(err)
                 self._losses.clear()
-                print(f"\nERROR: {message}", file=sys.stderr, flush=True)
+                if self._main:
+                    print(f"\nERROR: {message}", file=sys.stderr, flush=True)
             except (KeyboardInterrupt, StopRequestedError):
                 status, message = "interrupted", self._on_interrupt()
-                print(f"\n{message}", file=sys.stderr, flush=True)
-        if self.out_dir is not None:
+                if self._main:
+                    print(f"\n{message}", file=sys.stderr, flush=True)
+        if self.out_dir is not None and self._main:
             self.history.save(self.out_dir)
         return self._result(status, message)
 
@@ -425,7 +457,10 @@ class Trainer:
                 return f"interrupted at {position} (no out_dir: nothing saved)"
             if self._guard.in_update:
                 return f"interrupted inside the optimizer/scheduler update at {position}; last.npz was NOT updated"
-            path = self.save(self.out_dir / "last.npz", rng_now=self.position.rng_after_step)
+            meter = sharded.global_meter_state(self._meter.state_dict())  # every rank takes part
+            if not self._main:
+                return f"interrupted at {position}; rank 0 saved last.npz"
+            path = self.save(self.out_dir / "last.npz", rng_now=self.position.rng_after_step, meter_state=meter)
         except NonFiniteLossError as err:
             return f"interrupted; not saving: {err}"
         self.history.save(self.out_dir)

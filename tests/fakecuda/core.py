@@ -16,7 +16,8 @@ stricter where a real GPU would only fail later or silently:
 * Every device->host synchronisation (``get``, ``item``, ``float``, boolean-mask
   indexing, ``synchronize``...) and every host->device copy is counted per thread, so a
   test can assert that a training step makes none (:func:`counting`).
-* ``RawModule``/``RawKernel`` run the CUDA C source on the CPU (``rawkernel.py``).
+* ``RawModule``/``RawKernel`` run the CUDA C source on the CPU (``rawkernel.py``); ``cupy.cuda.nccl``
+  is ``nccl.py``, which moves the bytes of its collectives with MPI between the ranks of a job.
 
 None of this ships with the package; ``tests/conftest.py`` installs it in place of
 ``cupy`` for a test session run with ``--device fakecuda``.
@@ -269,7 +270,11 @@ class ndarray:  # noqa: N801  (CuPy's name)
 
     @property
     def data(self) -> Any:
-        return types.SimpleNamespace(ptr=self._a.ctypes.data, device_id=self._dev)
+        from . import nccl
+
+        ptr = self._a.ctypes.data
+        nccl.register_buffer(ptr, self)  # the fake NCCL accepts only pointers handed out here
+        return types.SimpleNamespace(ptr=ptr, device_id=self._dev)
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -778,7 +783,7 @@ class _Module(types.ModuleType):
 
 def build_modules() -> dict[str, types.ModuleType]:
     """The fake ``cupy`` package and its submodules, ready for ``sys.modules``."""
-    from . import rawkernel
+    from . import nccl, rawkernel
 
     cupy = _Module("cupy", "cupy")
     cupy.__version__ = VERSION
@@ -801,6 +806,7 @@ def build_modules() -> dict[str, types.ModuleType]:
     cuda.alloc_pinned_memory = alloc_pinned_memory
     cuda.is_available = lambda: True
     cuda.get_device_id = current_device
+    cuda.nccl = nccl  # CuPy loads cupy.cuda.nccl on first access; the stand-in's is tests/fakecuda/nccl.py
     random = _Module("cupy.random", "cupy.random", prefix="random.")
     random.Generator = Generator
     random.default_rng = default_rng
@@ -819,6 +825,7 @@ def build_modules() -> dict[str, types.ModuleType]:
         "cupy": cupy,
         "cupy.cuda": cuda,
         "cupy.cuda.runtime": runtime,
+        "cupy.cuda.nccl": nccl,
         "cupy.random": random,
         "cupy.lib": lib,
         "cupy.lib.stride_tricks": stride_tricks,

@@ -1,0 +1,235 @@
+"""The process group: who this process is among the ranks of one training job, and how they talk.
+
+One training job is ``p`` copies of the same script (ranks ``0..p-1``) started by a launcher:
+``mpiexec -n p python3 train.py`` on one machine or on the hosts of a host file, ``srun`` under
+Slurm.  :func:`init` finds out what the launcher made of this process:
+
+* **No launcher** (plain ``python3 train.py``, or a launcher that started one rank): a world of
+  size 1.  MPI is not loaded, every collective is a no-op, and the same script runs alone.
+* **Several ranks**: MPI (``mpi4py``) connects them.  It carries the CPU arrays (its buffer
+  interface: the bytes of a NumPy array go straight to the wire, no pickling), and for CUDA arrays
+  it bootstraps NCCL (:mod:`.nccl`): rank 0 draws NCCL's unique id and broadcasts it over MPI.
+
+The launcher is recognised by the variables it sets (``PMI_SIZE`` for MPICH's Hydra,
+``OMPI_COMM_WORLD_SIZE`` for Open MPI, ``SLURM_NTASKS`` with ``SLURM_PROCID`` under ``srun``), so
+importing this module, or calling :func:`init` alone, never needs mpi4py.
+
+Once a multi-rank world is up, :func:`init` also installs a global except hook (ChainerMN's idea):
+a rank that dies of an unhandled exception prints its traceback and *aborts the whole job*
+(``MPI_Abort``), so the others, waiting for it in a collective, exit with an error instead of
+hanging forever.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+__all__ = [
+    "MPI_INSTALL_HINT",
+    "World",
+    "init",
+    "is_initialized",
+    "get_rank",
+    "get_world_size",
+    "get_local_rank",
+    "barrier",
+    "finalize",
+    "abort",
+    "world",
+    "launched_world_size",
+    "device_for_rank",
+    "is_main_process",
+]
+
+MPI_INSTALL_HINT = 'python3 -m pip install -e ".[mpi]"'
+BACKENDS = ("auto", "mpi", "nccl")
+
+# What launchers put in the environment of each rank: (variable holding the world size, its rank).
+_LAUNCHER_VARIABLES = (
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),  # Open MPI's mpiexec / mpirun
+    ("PMI_SIZE", "PMI_RANK"),  # MPICH's Hydra (mpiexec), Intel MPI
+    ("PMIX_SIZE", "PMIX_RANK"),  # PMIx launchers
+    ("SLURM_NTASKS", "SLURM_PROCID"),  # Slurm's srun (SLURM_PROCID is only set for a task it started)
+)
+
+
+def launched_world_size() -> int:
+    """How many ranks the launcher started (1 without a launcher), read from its environment variables."""
+    for size_var, rank_var in _LAUNCHER_VARIABLES:
+        size, rank = os.environ.get(size_var), os.environ.get(rank_var)
+        if size and rank is not None and size.isdigit():
+            return int(size)
+    return 1
+
+
+def _import_mpi() -> Any:
+    """``mpi4py.MPI``, or one clear line saying how to get it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as err:
+        raise RuntimeError(
+            f"distributed: this process was started as one of {launched_world_size()} ranks, which needs mpi4py "
+            f"and an MPI library ({err}); install them with: {MPI_INSTALL_HINT}"
+        ) from None
+    return MPI
+
+
+class World:
+    """The ranks of the job as this process sees them: rank, size, local rank and the communicators.
+
+    ``mpi`` is mpi4py's ``COMM_WORLD`` (None in a world of size 1); ``nccl`` holds one NCCL
+    communicator per CUDA device, made on first use (:mod:`.nccl`).
+    """
+
+    def __init__(self, backend: str, rank: int = 0, size: int = 1, local_rank: int = 0, mpi: Any = None) -> None:
+        self.backend = backend
+        self.rank = rank
+        self.size = size
+        self.local_rank = local_rank
+        self.mpi = mpi
+        self.nccl: dict[str, Any] = {}  # device -> NCCL communicator
+
+    def __repr__(self) -> str:
+        return f"World(backend={self.backend!r}, rank={self.rank}, size={self.size}, local_rank={self.local_rank})"
+
+
+_WORLD: World | None = None
+_SINGLE = World("none")  # what the queries report before init(): one process
+
+
+def init(backend: str = "auto") -> World:
+    """Join the job's ranks (a world of size 1 without a launcher); idempotent.
+
+    ``backend``: ``"auto"`` (MPI for CPU arrays, NCCL for CUDA arrays), ``"mpi"`` (MPI for both;
+    CUDA arrays go through host memory) or ``"nccl"`` (as ``"auto"``, and CUDA collectives must use
+    NCCL).  Returns the :class:`World`.
+    """
+    global _WORLD
+    if backend not in BACKENDS:
+        raise ValueError(f"distributed.init: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if _WORLD is not None:
+        return _WORLD
+    size = launched_world_size()
+    if size <= 1 and backend == "auto":
+        _WORLD = World("none")
+        return _WORLD
+    MPI = _import_mpi()
+    if not MPI.Is_initialized():
+        MPI.Init()
+    comm = MPI.COMM_WORLD
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())  # the ranks on this machine
+    local_rank = node.Get_rank()
+    node.Free()
+    _WORLD = World(backend, comm.Get_rank(), comm.Get_size(), local_rank, comm)
+    if _WORLD.size > 1:
+        install_except_hook()
+    return _WORLD
+
+
+def world() -> World:
+    """The current world (:func:`init`'s; a world of size 1 before it)."""
+    return _WORLD if _WORLD is not None else _SINGLE
+
+
+def is_initialized() -> bool:
+    return _WORLD is not None
+
+
+def get_rank() -> int:
+    """This process's rank, 0..world_size-1 (0 before :func:`init`)."""
+    return world().rank
+
+
+def get_world_size() -> int:
+    """The number of ranks (1 before :func:`init` and without a launcher)."""
+    return world().size
+
+
+def get_local_rank() -> int:
+    """This rank's index among the ranks on its machine: the GPU it should use there."""
+    return world().local_rank
+
+
+def is_main_process() -> bool:
+    """True on rank 0, the one that prints and writes files."""
+    return world().rank == 0
+
+
+def device_for_rank(device: str) -> str:
+    """The device this rank should use: ``"cuda"`` becomes ``"cuda:<local rank>"``; others stay as given."""
+    if device == "cuda" and get_world_size() > 1:
+        return f"cuda:{get_local_rank()}"
+    return device
+
+
+def barrier() -> None:
+    """Wait until every rank has reached this call."""
+    w = world()
+    if w.mpi is not None and w.size > 1:
+        w.mpi.Barrier()
+
+
+def abort(code: int = 1) -> None:
+    """End every rank of the job now (``MPI_Abort``); in a world of size 1, exit this process."""
+    w = world()
+    for comm in w.nccl.values():
+        try:
+            comm.abort()
+        except Exception:  # noqa: BLE001  (aborting anyway)
+            pass
+    if w.mpi is not None and w.size > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        w.mpi.Abort(code)
+    raise SystemExit(code)
+
+
+def finalize() -> None:
+    """Leave the world: NCCL communicators destroyed, MPI finalized; :func:`init` may be called again."""
+    global _WORLD
+    w = _WORLD
+    _WORLD = None
+    if w is None:
+        return
+    for comm in w.nccl.values():
+        comm.destroy()
+    w.nccl.clear()
+    uninstall_except_hook()
+    if w.mpi is not None:
+        from mpi4py import MPI
+
+        if MPI.Is_initialized() and not MPI.Is_finalized():
+            MPI.Finalize()
+
+
+# ---------------------------------------------------------------------------- the except hook
+_previous_hook: Any = None
+
+
+def _abort_on_exception(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """``sys.excepthook`` of a multi-rank job: report the error, then abort every rank."""
+    if _previous_hook is not None:
+        _previous_hook(exc_type, exc, tb)
+    else:
+        traceback.print_exception(exc_type, exc, tb)
+    rank, size = get_rank(), get_world_size()
+    print(f"distributed: rank {rank} of {size} failed ({exc_type.__name__}); aborting all ranks", file=sys.stderr)
+    abort(1)
+
+
+def install_except_hook() -> None:
+    """Make an unhandled exception on any rank abort the whole job (no rank left waiting in a collective)."""
+    global _previous_hook
+    if sys.excepthook is not _abort_on_exception:
+        _previous_hook = sys.excepthook
+        sys.excepthook = _abort_on_exception
+
+
+def uninstall_except_hook() -> None:
+    global _previous_hook
+    if sys.excepthook is _abort_on_exception:
+        sys.excepthook = _previous_hook or sys.__excepthook__
+    _previous_hook = None

@@ -1,0 +1,325 @@
+"""Data parallelism with real ranks: ``mpiexec -n 2`` on loopback, checked against one process.
+
+Each test launches this file as ``mpiexec -n 2 python3 tests/test_distributed.py WORKER OUT``
+(with a timeout: a hang fails the test instead of blocking the suite); the ranks write what they
+computed to ``OUT/rank<r>.npz`` and the test compares it with the same computation done here, in
+one process on the global batch.  Float64 throughout, so "equal" means to 1e-12.  Skipped, with
+the reason, only when mpi4py or mpiexec is missing (the ``[mpi]`` extra; CI installs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+B = 4  # the per-rank batch; the reference batch is 2 * B
+STEPS = 5
+
+
+def mpi_missing() -> str | None:
+    """Why multi-rank tests cannot run here (None when they can)."""
+    if importlib.util.find_spec("mpi4py") is None:
+        return 'mpi4py is not installed (python3 -m pip install -e ".[mpi]")'
+    if shutil.which("mpiexec") is None:
+        return 'no mpiexec on PATH (python3 -m pip install -e ".[mpi]" brings MPICH\'s)'
+    return None
+
+
+needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=f"multi-rank tests: {mpi_missing()}")
+
+
+def launch(argv: list[str], n: int = 2, timeout: float = 120, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``mpiexec -n n python3 argv...``; (exit status, stdout + stderr).  A hang past ``timeout`` fails."""
+    cmd = ["mpiexec", "-n", str(n), sys.executable, *argv]
+    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # mpiexec and every rank it started
+        out, _ = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} hung for more than {timeout}s; output so far:\n{out}")
+    return proc.returncode, out
+
+
+def run_worker(name: str, out: Path, **kw) -> list[dict[str, np.ndarray]]:
+    code, text = launch([str(Path(__file__)), name, str(out)], **kw)
+    assert code == 0, f"worker {name} failed ({code}):\n{text}"
+    return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+
+
+# ---------------------------------------------------------------------------- what ranks and reference share
+def tiny_net(seed: int, sync_bn: bool):
+    """Linear -> (N, 4, 2, 2) -> BatchNorm2d -> ReLU -> Linear in float64; ``seed`` decides the weights."""
+    import minitorch_nndl as mt
+    from minitorch_nndl import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.bn, self.fc2 = nn.Linear(3 * 5 * 5, 16), nn.BatchNorm2d(4), nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.bn(self.fc1(x.reshape(x.shape[0], -1)).reshape(x.shape[0], 4, 2, 2))
+            return self.fc2(h.relu().reshape(x.shape[0], 16))
+
+    mt.manual_seed(seed)
+    net = Net().double()
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net) if sync_bn else net
+
+
+def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The global batch of ``step`` (2 * B samples); rank r trains on rows r*B..(r+1)*B."""
+    rng = np.random.default_rng(1000 + step)
+    return rng.standard_normal((2 * B, 3, 5, 5)) * 2 + 0.5, rng.integers(0, 3, 2 * B)
+
+
+def loss_and_grads(model, x: np.ndarray, y: np.ndarray, sync) -> tuple[float, list[np.ndarray]]:
+    import minitorch_nndl as mt
+    from minitorch_nndl import nn
+
+    model.zero_grad()
+    loss = nn.CrossEntropyLoss()(model(mt.tensor(x)), mt.tensor(y))
+    loss.backward()
+    sync()
+    return float(loss.item()), [p.grad.copy() for p in model.parameters()]
+
+
+def trajectory(model, batches, sync) -> dict[str, np.ndarray]:
+    """Five SGD steps (momentum, Nesterov, weight decay): parameters and momentum buffers after them."""
+    from minitorch_nndl import optim
+
+    opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=1e-2)
+    for x, y in batches:
+        loss_and_grads(model, x, y, sync)
+        opt.step()
+    out = {f"param{k}": p.data.copy() for k, p in enumerate(model.parameters())}
+    out.update({f"momentum{k}": opt.state[p]["momentum_buffer"].copy() for k, p in enumerate(model.parameters())})
+    return out
+
+
+def bn_stats(model) -> dict[str, np.ndarray]:
+    return {k: v for k, v in model.state_dict().items() if "running" in k}
+
+
+# ---------------------------------------------------------------------------- the workers (one per rank)
+def worker_ddp(out: Path) -> None:
+    """Different seeds per rank; wrapped; eval-BN gradients; SyncBN gradients and stats; five steps."""
+    import minitorch_nndl as mt
+    from minitorch_nndl import distributed as dist
+
+    w = dist.init()
+    r = w.rank
+    rows = slice(r * B, (r + 1) * B)
+    res: dict[str, np.ndarray] = {}
+    net = tiny_net(seed=100 + r, sync_bn=False)  # rank 1 starts from other weights...
+    res["before"] = np.concatenate([p.data.ravel() for p in net.parameters()])
+    ddp = dist.DistributedDataParallel(net)  # ...until the wrapper broadcasts rank 0's
+    res["after"] = np.concatenate([p.data.ravel() for p in net.parameters()])
+    x, y = batch(0)
+    ddp.eval()
+    res["eval_loss"], grads = loss_and_grads(ddp, x[rows], y[rows], ddp.sync_gradients)
+    res.update({f"eval_grad{k}": g for k, g in enumerate(grads)})
+
+    sync = dist.DistributedDataParallel(tiny_net(seed=100 + r, sync_bn=True))
+    loss, grads = loss_and_grads(sync, x[rows], y[rows], sync.sync_gradients)
+    res["sync_loss"] = dist.all_reduce(np.array(loss), "mean")  # the global batch's loss
+    res.update({f"sync_grad{k}": g for k, g in enumerate(grads)})
+    res.update({f"sync_{k}": v for k, v in bn_stats(sync).items()})
+
+    traj = dist.DistributedDataParallel(tiny_net(seed=100 + r, sync_bn=True))
+    steps = [(x[rows], y[rows]) for x, y in (batch(s) for s in range(1, STEPS + 1))]
+    res.update({f"traj_{k}": v for k, v in trajectory(traj, steps, traj.sync_gradients).items()})
+    res["world"] = np.array([w.size, mt.distributed.get_world_size()])
+    np.savez(out / f"rank{r}.npz", **res)
+
+
+def worker_collectives(out: Path) -> None:
+    """all_reduce (each op; a Tensor; a strided view), broadcast, all_gather, barrier."""
+    import minitorch_nndl as mt
+    from minitorch_nndl import distributed as dist
+
+    r = dist.init().rank
+    res = {}
+    for op in dist.REDUCE_OPS:
+        res[op] = dist.all_reduce(np.array([1.0 + r, -3.0 * r, 10.0]), op)
+    t = mt.tensor(np.full((2, 3), float(r + 1)))
+    res["tensor_sum"] = dist.all_reduce(t).data
+    strided = np.arange(12, dtype=np.int64).reshape(3, 4) * (r + 1)
+    dist.all_reduce(strided[:, ::2])  # a non-contiguous view, reduced in place
+    res["strided"] = strided
+    res["bcast"] = dist.broadcast(np.array([r, r * 10], dtype=np.int64), src=1)
+    res["gather"] = dist.all_gather(mt.tensor(np.array([r, 2 * r], dtype=np.float32))).data
+    dist.barrier()
+    np.savez(out / f"rank{r}.npz", **res)
+
+
+def worker_raise(out: Path) -> None:
+    """Rank 1 dies before a collective rank 0 is waiting in: the except hook must end the job."""
+    from minitorch_nndl import distributed as dist
+
+    r = dist.init().rank
+    if r == 1:
+        raise RuntimeError("boom on rank 1")
+    dist.all_reduce(np.ones(3))  # would wait for rank 1 forever without the hook
+    (out / "rank0-finished").write_text("rank 0 got past the collective")
+
+
+def worker_nccl(out: Path) -> None:
+    """The CUDA path on the stand-in: NCCL's calls against its fake communicator, one fake GPU per rank."""
+    import fakecuda
+
+    fakecuda.install()
+    import minitorch_nndl as mt
+    from minitorch_nndl import distributed as dist
+    from minitorch_nndl import nn
+
+    cupy_nccl = sys.modules["cupy.cuda.nccl"]
+    r = dist.init().rank
+    device = dist.device_for_rank("cuda")
+    res: dict[str, np.ndarray] = {"device": np.array(int(device.split(":")[1]))}
+    on_gpu = mt.tensor(np.array([1.0 + r, 2.0, -r], dtype=np.float32), device=device)
+    res["sum"] = mt.backend.to_numpy(dist.all_reduce(on_gpu, "mean").data)
+    res["bcast"] = mt.backend.to_numpy(dist.broadcast(mt.zeros(2, device=device) + r, src=1).data)
+    res["gather"] = mt.backend.to_numpy(dist.all_gather(mt.zeros(3, device=device) + r).data)
+    # a data-parallel step with SyncBatchNorm on the fake GPUs
+    mt.manual_seed(5 + r)
+    net = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2)).double()
+    ddp = dist.DistributedDataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(net).to(device))
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((2 * B, 6)), rng.integers(0, 2, 2 * B)
+    rows = slice(r * B, (r + 1) * B)
+    with fakecuda.counting() as count:
+        loss = nn.CrossEntropyLoss()(ddp(mt.tensor(x[rows], device=device)), mt.tensor(y[rows], device=device))
+        loss.backward()
+        ddp.sync_gradients()
+    res["host_syncs"] = np.array(len(count.syncs))
+    res.update({f"grad{k}": mt.backend.to_numpy(p.grad) for k, p in enumerate(ddp.parameters())})
+    res.update({f"param{k}": mt.backend.to_numpy(p.data) for k, p in enumerate(ddp.parameters())})
+    res["calls"] = np.array([cupy_nccl.CALLS[c] for c in ("NcclCommunicator", "allReduce", "bcast", "allGather")])
+    dist.finalize()
+    res["destroyed"] = np.array(cupy_nccl.CALLS["destroy"])
+    np.savez(out / f"rank{r}.npz", **res)
+
+
+WORKERS = {"ddp": worker_ddp, "collectives": worker_collectives, "raise": worker_raise, "nccl": worker_nccl}
+
+
+# ---------------------------------------------------------------------------- the tests
+@pytest.fixture(scope="module")
+def ddp_ranks(tmp_path_factory) -> list[dict[str, np.ndarray]]:
+    return run_worker("ddp", tmp_path_factory.mktemp("ddp"))
+
+
+def _reference_grads(sync_bn: bool):
+    x, y = batch(0)
+    net = tiny_net(seed=100, sync_bn=sync_bn)
+    if not sync_bn:
+        net.eval()
+    return net, *loss_and_grads(net, x, y, lambda: None)
+
+
+@needs_mpi
+def test_parameters_identical_after_wrapping_despite_different_seeds(ddp_ranks):
+    r0, r1 = ddp_ranks
+    assert not np.array_equal(r0["before"], r1["before"])  # the seeds differed
+    np.testing.assert_array_equal(r0["after"], r1["after"])
+    np.testing.assert_array_equal(r0["after"], r0["before"])  # rank 0's weights won
+    assert r0["world"].tolist() == [2, 2]
+
+
+@needs_mpi
+def test_ddp_gradient_of_2_ranks_x_b_is_the_gradient_of_one_batch_2b(ddp_ranks):
+    _, _, grads = _reference_grads(sync_bn=False)  # BN in eval mode: samples are independent
+    for res in ddp_ranks:
+        for k, g in enumerate(grads):
+            np.testing.assert_allclose(res[f"eval_grad{k}"], g, rtol=0, atol=1e-12)
+
+
+@needs_mpi
+def test_sync_batchnorm_loss_gradients_and_running_stats_match_one_process(ddp_ranks):
+    net, loss, grads = _reference_grads(sync_bn=True)  # training mode: statistics of all 2B samples
+    stats = bn_stats(net)
+    for res in ddp_ranks:
+        np.testing.assert_allclose(res["sync_loss"], loss, rtol=0, atol=1e-12)
+        for k, g in enumerate(grads):
+            np.testing.assert_allclose(res[f"sync_grad{k}"], g, rtol=0, atol=1e-12)
+        for k, v in stats.items():
+            np.testing.assert_allclose(res[f"sync_{k}"], v, rtol=0, atol=1e-12)
+
+
+@needs_mpi
+def test_five_sgd_steps_of_2_ranks_equal_five_steps_of_one_process(ddp_ranks):
+    steps = [batch(s) for s in range(1, STEPS + 1)]
+    ref = trajectory(tiny_net(seed=100, sync_bn=True), steps, lambda: None)
+    for res in ddp_ranks:
+        for k, v in ref.items():
+            np.testing.assert_allclose(res[f"traj_{k}"], v, rtol=0, atol=1e-12, err_msg=k)
+
+
+@needs_mpi
+def test_collectives_on_arrays_and_tensors(tmp_path):
+    for r, res in enumerate(run_worker("collectives", tmp_path)):
+        np.testing.assert_array_equal(res["sum"], [3.0, -3.0, 20.0])
+        np.testing.assert_array_equal(res["mean"], [1.5, -1.5, 10.0])
+        np.testing.assert_array_equal(res["max"], [2.0, 0.0, 10.0])
+        np.testing.assert_array_equal(res["min"], [1.0, -3.0, 10.0])
+        np.testing.assert_array_equal(res["tensor_sum"], np.full((2, 3), 3.0))
+        expected = np.arange(12).reshape(3, 4) * (r + 1)
+        expected[:, ::2] = np.arange(12).reshape(3, 4)[:, ::2] * 3  # only the view was reduced
+        np.testing.assert_array_equal(res["strided"], expected)
+        np.testing.assert_array_equal(res["bcast"], [1, 10])
+        np.testing.assert_array_equal(res["gather"], [[0, 0], [1, 2]])
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_every_rank_with_an_error_not_a_hang(tmp_path):
+    start = time.perf_counter()
+    code, text = launch([str(Path(__file__)), "raise", str(tmp_path)], timeout=60)
+    assert code != 0
+    assert "boom on rank 1" in text and "rank 1 of 2 failed (RuntimeError); aborting all ranks" in text
+    assert not (tmp_path / "rank0-finished").exists()
+    assert time.perf_counter() - start < 30
+
+
+@needs_mpi
+def test_nccl_path_on_the_cuda_stand_in(tmp_path):
+    from minitorch_nndl import nn
+
+    ranks = run_worker("nccl", tmp_path)
+    assert [int(res["device"]) for res in ranks] == [0, 1]  # one fake GPU per rank, by local rank
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((2 * B, 6)), rng.integers(0, 2, 2 * B)
+    import minitorch_nndl as mt
+
+    mt.manual_seed(5)
+    ref = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2)).double()
+    _, grads = loss_and_grads(ref, x, y, lambda: None)
+    for res in ranks:
+        np.testing.assert_allclose(res["sum"], [1.5, 2.0, -0.5])
+        np.testing.assert_array_equal(res["bcast"], [1.0, 1.0])
+        np.testing.assert_array_equal(res["gather"], [[0.0] * 3, [1.0] * 3])
+        for k, g in enumerate(grads):
+            np.testing.assert_allclose(res[f"grad{k}"], g, rtol=0, atol=1e-12)
+        communicators, all_reduces, bcasts, all_gathers = res["calls"].tolist()
+        assert communicators == 1 and all_reduces >= 4 and bcasts >= 2 and all_gathers == 1
+        assert int(res["host_syncs"]) == 0  # the DDP step never waited for the device
+        assert int(res["destroyed"]) == 1
+
+
+if __name__ == "__main__":  # one rank of a launched test: WORKER OUT
+    WORKERS[sys.argv[1]](Path(sys.argv[2]))
