@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minitorch_nndl as mt
-from minitorch_nndl.viz import draw_graph, render_graph
+from minitorch_nndl.viz import draw_graph, render_graph, retain_grads
 from minitorch_nndl.viz import graph as graph_module
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -117,3 +117,63 @@ def test_render_rejects_unknown_engine(tmp_path) -> None:
     _, _, y = _expression()
     with pytest.raises(ValueError, match="engine"):
         render_graph(y, tmp_path / "g.png", engine="svg")
+
+
+def _edges(dot: str) -> list[tuple[str, str]]:
+    return re.findall(r"^\s+(\w+) -> (\w+);$", dot, flags=re.M)
+
+
+def _adjoint_of(label: str) -> list[float]:
+    """The values after 'adjoint (shape) [' in a box's label."""
+    shown = re.search(r"adjoint \([\d, ]*\) \[([^\]]*)\]", label)
+    assert shown, label
+    return [float(v) for v in shown[1].split(", ") if v != "..."]
+
+
+def test_backward_drawing_shows_every_adjoint_with_arrows_pointing_back() -> None:
+    """direction='backward': each box holds the library's adjoint (checked against PyTorch), every edge reversed."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
+    x = mt.tensor(x0, requires_grad=True)
+    w = mt.tensor(w0, requires_grad=True)
+    h = x @ w
+    r = h.relu()
+    loss = (r * r).sum()
+    kept = retain_grads(loss)
+    assert kept[0] is loss and len(kept) == 4 and {id(h), id(r)} <= {id(t) for t in kept}  # loss, r*r, r, h
+    loss.backward(retain_graph=True)
+    names = {"x": x, "w": w, "h": h, "r": r, "loss": loss}
+    forward, backward = draw_graph(loss, names=names), draw_graph(loss, names=names, direction="backward")
+    assert sorted(_edges(backward)) == sorted((b, a) for a, b in _edges(forward))
+    assert "rankdir=TB" in backward and "#c62828" in backward
+
+    tx = torch.tensor(x0, requires_grad=True)
+    tw = torch.tensor(w0, requires_grad=True)
+    th = tx @ tw
+    tr = th.relu()
+    th.retain_grad()
+    tr.retain_grad()
+    (tr * tr).sum().backward()
+    oracle = {"x": tx.grad, "w": tw.grad, "h": th.grad, "r": tr.grad, "loss": torch.ones(())}
+    labels = {label.split("\\n")[0]: label for label in _labels(backward)}
+    for name, tensor in names.items():
+        np.testing.assert_allclose(tensor.grad, oracle[name].numpy(), rtol=1e-12)
+        shown = _adjoint_of(labels[name])
+        np.testing.assert_allclose(shown, tensor.grad.reshape(-1)[: len(shown)], rtol=1e-3)  # 4 digits shown
+
+
+def test_backward_drawing_needs_the_adjoints_and_a_known_direction(tmp_path, monkeypatch) -> None:
+    x, w, y = _expression()
+    y.backward(retain_graph=True)  # no retain_grads: the interior adjoints are gone
+    with pytest.raises(ValueError, match="retain_grads"):
+        draw_graph(y, direction="backward")
+    with pytest.raises(ValueError, match="direction"):
+        draw_graph(y, direction="sideways")
+    x, w, y = _expression()
+    retain_grads(y)
+    y.backward(retain_graph=True)
+    monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
+    _check_png(render_graph(y, tmp_path / "backward.png", direction="backward"))
+    with pytest.raises(TypeError, match="retain_grads"):
+        retain_grads(np.ones(2))  # type: ignore[arg-type]

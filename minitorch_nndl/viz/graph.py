@@ -16,7 +16,17 @@ name)::
 A ``backward`` without ``retain_graph`` releases each node's saved arrays *and*
 its links to its inputs (so memory can be reclaimed during the walk); to draw a
 graph with its gradients, call ``backward(retain_graph=True)`` first.  A released
-op is drawn with a note saying so.  Plotting is host-only code: values and
+op is drawn with a note saying so.
+
+The backward pass itself: ``retain_grads(loss)`` before the backward keeps the
+adjoint of every interior tensor, and ``direction="backward"`` draws the arrows
+the way the walk goes (from the loss back to the leaves), each tensor labelled
+with its adjoint::
+
+    retain_grads(loss)
+    loss.backward(retain_graph=True)
+    render_graph(loss, "backward.png", direction="backward")
+  Plotting is host-only code: values and
 gradients on a GPU are copied to the host to be printed.
 """
 
@@ -30,7 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import backend
+from ..autograd import _topological_order
 from ..tensor import Tensor
+
+DIRECTIONS = ("forward", "backward")
 
 
 @dataclass
@@ -44,7 +57,23 @@ class _Item:
 @dataclass
 class _Graph:
     items: list[_Item] = field(default_factory=list)
-    edges: list[tuple[str, str]] = field(default_factory=list)
+    edges: list[tuple[str, str]] = field(default_factory=list)  # in the forward direction: input -> op -> output
+    backward: bool = False  # draw the edges reversed, as the backward walk goes
+
+
+def retain_grads(root: Tensor) -> list[Tensor]:
+    """``retain_grad()`` on every tensor an op produced in ``root``'s graph, ``root`` included.
+
+    Call it before ``root.backward(retain_graph=True)``: afterwards every tensor of
+    the graph holds its adjoint in ``.grad``, which ``draw_graph(root,
+    direction="backward")`` shows.  Returns those tensors, the loss first.
+    """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"retain_grads: expected a Tensor, got {type(root).__name__}")
+    interior = [t for t in reversed(_topological_order(root)) if t._node is not None] if root.requires_grad else []
+    for tensor in interior:
+        tensor.retain_grad()
+    return interior
 
 
 def _format_values(array: Any, max_values: int) -> str:
@@ -59,11 +88,17 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _build(root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, max_values: int) -> _Graph:
+def _build(
+    root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, max_values: int, direction: str = "forward"
+) -> _Graph:
     if not isinstance(root, Tensor):
         raise TypeError(f"draw_graph: expected a Tensor, got {type(root).__name__}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"draw_graph: direction must be 'forward' or 'backward', got {direction!r}")
     label_of = {id(t): name for name, t in (names or {}).items()}
-    graph = _Graph()
+    graph = _Graph(backward=direction == "backward")
+    grad_word = "adjoint" if graph.backward else "grad"
+    missing: list[str] = []
     keys: dict[int, str] = {}
     counts = {"t": 0, "op": 0}
 
@@ -95,8 +130,12 @@ def _build(root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, ma
         lines.append(f"{_shape_text(tensor.shape)} {tensor.dtype}")
         if tensor.data.size <= max_values:
             lines.append("value " + _format_values(tensor.data, max_values))
-        if show_grad and tensor.grad is not None:
-            lines.append(f"grad {_shape_text(tuple(tensor.grad.shape))} " + _format_values(tensor.grad, max_values))
+        if (show_grad or graph.backward) and tensor.grad is not None:
+            shown = _format_values(tensor.grad, max_values)
+            lines.append(f"{grad_word} {_shape_text(tuple(tensor.grad.shape))} {shown}")
+        elif graph.backward and tensor.requires_grad:
+            origin = f"the output of {node.name}" if node is not None else "a leaf"
+            missing.append(label_of.get(id(tensor), f"{origin} {_shape_text(tensor.shape)}"))
         tkey = key(tensor, "t")
         graph.items.append(_Item(tkey, "tensor", lines, style))
         if node is None:
@@ -114,6 +153,11 @@ def _build(root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, ma
             graph.edges.append((key(parent, "t"), okey))
             stack.append(parent)
     # Each tensor produced by an op appears once; its op appears once (one node per output).
+    if missing:
+        raise ValueError(
+            f"draw_graph(direction='backward'): no adjoint on {', '.join(missing)}; call "
+            "viz.retain_grads(loss) before loss.backward(retain_graph=True)"
+        )
     return graph
 
 
@@ -129,6 +173,7 @@ def draw_graph(
     show_grad: bool = True,
     names: Mapping[str, Tensor] | None = None,
     max_values: int = 4,
+    direction: str = "forward",
 ) -> str:
     """Graphviz DOT text of the autograd graph that produced ``tensor``.
 
@@ -138,13 +183,18 @@ def draw_graph(
     ops are ellipses labelled with the ``Function`` class name (``Mul``, ``Sum``...).
     Leaves that require grad are blue, constants grey, the output orange.
     Edges run in the direction of the forward pass; backward walks them in reverse.
+    ``direction="backward"`` draws that walk: arrows from the output back to the
+    leaves (red), and every tensor's adjoint, which must be there
+    (:func:`retain_grads` before ``backward(retain_graph=True)``).
     """
-    graph = _build(tensor, show_grad, names, max_values)
+    graph = _build(tensor, show_grad, names, max_values, direction)
     out = [
         "digraph autograd {",
-        "  rankdir=BT;",
+        "  rankdir=TB;" if graph.backward else "  rankdir=BT;",  # the output on top either way
         '  node [fontname="Helvetica", fontsize=10];',
     ]
+    if graph.backward:
+        out.append('  edge [color="#c62828"];')
     for item in graph.items:
         label = "\\n".join(_escape(line) for line in item.lines)
         if item.kind == "op":
@@ -156,7 +206,7 @@ def draw_graph(
                 f'fillcolor="{_FILL[item.style]}"];'
             )
     for src, dst in graph.edges:
-        out.append(f"  {src} -> {dst};")
+        out.append(f"  {dst} -> {src};" if graph.backward else f"  {src} -> {dst};")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -200,12 +250,11 @@ def _render_matplotlib(graph: _Graph, path: Path, dpi: int) -> None:
     fig, ax = plt.subplots(figsize=(max(4.0, 2.6 * width), max(3.0, 1.1 * height)))
     for src, dst in graph.edges:
         (x0, y0), (x1, y1) = pos[src], pos[dst]
-        ax.annotate(
-            "",
-            xy=(x1, y1 - 0.22),
-            xytext=(x0, y0 + 0.22),
-            arrowprops={"arrowstyle": "->", "color": "#555555"},
-        )
+        start, end = ((x0, y0 + 0.22), (x1, y1 - 0.22))
+        if graph.backward:  # the walk goes from the output down to the leaves
+            start, end = end, start
+        color = "#c62828" if graph.backward else "#555555"
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": color})
     for item in graph.items:
         x, y = pos[item.key]
         box = "round,pad=0.3" if item.kind == "tensor" else "ellipse,pad=0.3"
@@ -234,12 +283,14 @@ def render_graph(
     names: Mapping[str, Tensor] | None = None,
     engine: str = "auto",
     dpi: int = 100,
+    direction: str = "forward",
 ) -> Path:
     """Write the autograd graph of ``tensor`` as a PNG at ``path`` and return the path.
 
     ``engine="dot"`` uses Graphviz's ``dot`` program, ``"matplotlib"`` a simple
     layered layout (leaves at the bottom, the output at the top), and ``"auto"``
-    uses ``dot`` when it is on the PATH, else matplotlib.
+    uses ``dot`` when it is on the PATH, else matplotlib.  ``direction`` as in
+    :func:`draw_graph`.
     """
     if engine not in ("auto", "dot", "matplotlib"):
         raise ValueError(f"render_graph: engine must be 'auto', 'dot' or 'matplotlib', got {engine!r}")
@@ -248,7 +299,7 @@ def render_graph(
     if engine == "dot" and dot is None:
         raise RuntimeError("render_graph: engine='dot' but Graphviz's `dot` program is not on the PATH")
     if engine != "matplotlib" and dot is not None:
-        text = draw_graph(tensor, show_grad=show_grad, names=names)
+        text = draw_graph(tensor, show_grad=show_grad, names=names, direction=direction)
         subprocess.run(
             [dot, "-Tpng", f"-Gdpi={dpi}", "-o", str(path)],
             input=text.encode(),
@@ -256,8 +307,8 @@ def render_graph(
             capture_output=True,
         )
         return path
-    _render_matplotlib(_build(tensor, show_grad, names, 4), path, dpi)
+    _render_matplotlib(_build(tensor, show_grad, names, 4, direction), path, dpi)
     return path
 
 
-__all__ = ["draw_graph", "render_graph"]
+__all__ = ["draw_graph", "render_graph", "retain_grads"]
