@@ -216,7 +216,55 @@ def worker_nccl(out: Path) -> None:
     np.savez(out / f"rank{r}.npz", **res)
 
 
-WORKERS = {"ddp": worker_ddp, "collectives": worker_collectives, "raise": worker_raise, "nccl": worker_nccl}
+def classes_data() -> tuple[np.ndarray, ...]:
+    """(dev x, dev y, train x, train y): 96 samples of 3 classes, the first 41 also the dev set (shards of 21, 20)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 6)).astype(np.float32)
+    y = (x @ rng.standard_normal((6, 3))).argmax(1)
+    return x[:41], y[:41], x, y
+
+
+def trainer_setup(out_dir, num_replicas: int = 1, rank: int = 0):
+    """A small classifier, its Trainer and loaders: each rank a shard of the training and of the dev set."""
+    import minitorch_nndl as mt
+    from minitorch_nndl import distributed as dist
+    from minitorch_nndl import nn, optim
+    from minitorch_nndl.data import DataLoader, DistributedSampler, TensorDataset
+    from minitorch_nndl.train import Trainer
+
+    dev_x, dev_y, x, y = classes_data()
+    mt.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    model = dist.DistributedDataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(net))
+    train_set, dev_set = TensorDataset(x, y), TensorDataset(dev_x, dev_y)
+    train = DataLoader(train_set, 8, seed=1, sampler=DistributedSampler(train_set, num_replicas, rank, seed=2))
+    dev = DataLoader(dev_set, 16, sampler=DistributedSampler(dev_set, num_replicas, rank, shuffle=False, pad=False))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), out_dir=out_dir, quiet=True)
+    return trainer, train, dev
+
+
+def worker_trainer(out: Path) -> None:
+    """Two epochs of Trainer.fit on two ranks, then a resume to a third epoch from rank 0's last.npz."""
+    from minitorch_nndl import distributed as dist
+
+    w = dist.init()
+    trainer, train, dev = trainer_setup(out / "run", w.size, w.rank)
+    first = trainer.fit(train, dev, epochs=2)
+    again, train, dev = trainer_setup(out / "run", w.size, w.rank)
+    resumed = again.fit(train, dev, epochs=3, resume=out / "run" / "last.npz")
+    params = np.concatenate([p.data.ravel() for p in again.model.parameters()])
+    dev_acc = [row["dev_acc"] for row in again.history.epochs]
+    np.savez(out / f"rank{w.rank}.npz", status=[first.status, resumed.status], params=params, dev_acc=dev_acc)
+
+
+WORKERS = {
+    "ddp": worker_ddp,
+    "collectives": worker_collectives,
+    "raise": worker_raise,
+    "nccl": worker_nccl,
+    "trainer": worker_trainer,
+}
 
 
 # ---------------------------------------------------------------------------- the tests
@@ -319,6 +367,31 @@ def test_nccl_path_on_the_cuda_stand_in(tmp_path):
         assert communicators == 1 and all_reduces >= 4 and bcasts >= 2 and all_gathers == 1
         assert int(res["host_syncs"]) == 0  # the DDP step never waited for the device
         assert int(res["destroyed"]) == 1
+
+
+@needs_mpi
+def test_trainer_on_two_ranks_writes_once_evaluates_the_whole_dev_set_and_resumes(tmp_path):
+    from minitorch_nndl.train import load_checkpoint, restore_model
+
+    code, text = launch([str(Path(__file__)), "trainer", str(tmp_path)])
+    assert code == 0, text
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    assert [list(res["status"]) for res in ranks] == [["completed", "completed"]] * 2
+    np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])  # the ranks stayed in step
+    np.testing.assert_array_equal(ranks[0]["dev_acc"], ranks[1]["dev_acc"])
+    assert len(ranks[0]["dev_acc"]) == 3  # two epochs, then the resumed third
+    # one set of outputs: the files one process writes, no second copy, no temporary left over
+    alone, train, dev = trainer_setup(tmp_path / "alone")
+    alone.fit(train, dev, epochs=1)
+    files = {name: sorted(p.name for p in (tmp_path / name).iterdir()) for name in ("run", "alone")}
+    assert files["run"] == files["alone"]
+    # the dev accuracy it reported is that of the whole dev set (41 samples, not one rank's shard)
+    trainer, _, _ = trainer_setup(None)
+    restore_model(trainer.model, load_checkpoint(tmp_path / "run" / "last.npz")["model"])
+    from minitorch_nndl.data import DataLoader, TensorDataset
+
+    result = trainer.evaluate(DataLoader(TensorDataset(*classes_data()[:2]), 41))
+    assert result["acc"] == ranks[0]["dev_acc"][-1]
 
 
 if __name__ == "__main__":  # one rank of a launched test: WORKER OUT
