@@ -329,3 +329,16 @@ def test_activation_memory_script_shows_the_walk_freeing_activations() -> None:
     assert freed["walk"][-1] < 0.25 * freed["walk"][0]  # given back as the walk passes
     assert freed["peak"] < 1.1 * freed["graph"] and freed["after"] < 2 * freed["parameters"]
     assert kept["after"] > 0.9 * kept["graph"]  # retain_graph keeps it all
+
+
+def test_tiny_cnn_figure_script_runs_the_chapters_code(tmp_path: Path) -> None:
+    """make_tiny_cnn_backward.py draws chapter 6's own tensors, so the figure cannot drift from the printed numbers."""
+    from minitorch_nndl.viz import draw_graph, render_graph
+
+    script = _load_figure_script("make_tiny_cnn_backward")
+    ns = script.run_chapter()
+    dot = draw_graph(ns["loss"], direction="backward")
+    for op in ("CrossEntropy", "Linear", "MaxPool2d", "ReLU", "BatchNorm", "Conv2d"):
+        assert f'label="{op}"' in dot, op
+    out = render_graph(ns["loss"], tmp_path / "b.png", engine="matplotlib", dpi=30, direction="backward")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -116,6 +116,8 @@ def _build(
             continue
         seen.add(id(tensor))
         node = tensor._node
+        if graph.backward and not tensor.requires_grad:
+            continue  # no adjoint flows to a constant: the backward drawing leaves it out
         if tensor is root:
             style = "output"
         elif node is not None:
@@ -148,7 +150,7 @@ def _build(
         graph.items.append(_Item(okey, "op", op_lines))
         graph.edges.append((okey, tkey))
         for parent in node.inputs:
-            if parent is None:
+            if parent is None or (graph.backward and not parent.requires_grad):
                 continue
             graph.edges.append((key(parent, "t"), okey))
             stack.append(parent)
@@ -212,10 +214,12 @@ def draw_graph(
 
 
 def _layers(graph: _Graph) -> dict[str, int]:
-    """Depth of every item: leaves at 0, each item one above its deepest input."""
+    """Depth of every item: each item one above its deepest input; a leaf just below its first consumer."""
     inputs: dict[str, list[str]] = {item.key: [] for item in graph.items}
+    consumers: dict[str, list[str]] = {item.key: [] for item in graph.items}
     for src, dst in graph.edges:
         inputs[dst].append(src)
+        consumers[src].append(dst)
     depth: dict[str, int] = {}
     for item in graph.items:
         stack = [(item.key, False)]
@@ -228,6 +232,9 @@ def _layers(graph: _Graph) -> dict[str, int]:
                 continue
             stack.append((key, True))
             stack.extend((p, False) for p in inputs[key] if p not in depth)
+    for key, users in consumers.items():  # a weight or a constant sits next to the op that uses it
+        if not inputs[key] and users:
+            depth[key] = min(depth[u] for u in users) - 1
     return depth
 
 
