@@ -342,3 +342,14 @@ def test_tiny_cnn_figure_script_runs_the_chapters_code(tmp_path: Path) -> None:
         assert f'label="{op}"' in dot, op
     out = render_graph(ns["loss"], tmp_path / "b.png", engine="matplotlib", dpi=30, direction="backward")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gradcheck_eps_script_shows_the_v() -> None:
+    """Chapter 10's figure: the central difference is best near 1e-5, worse for larger and smaller steps."""
+    import minitorch_nndl as mt
+
+    script = _load_figure_script("make_gradcheck_eps")
+    assert script.central_error(1e-6) < 1e-9 < script.central_error(1e-12)
+    assert script.central_error(1e-6) < script.central_error(1e-2)
+    assert script.forward_error(1e-8) > 10 * script.central_error(1e-5)
+    assert script.central_error(1e-9, mt.float32) > 0.1  # the step vanishes in float32
