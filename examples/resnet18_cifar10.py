@@ -3,6 +3,7 @@
 
     python3 examples/resnet18_cifar10.py --device cuda --download   # the full recipe (needs CuPy + a GPU)
     python3 examples/resnet18_cifar10.py --recipe seed              # the original course setup, for comparison
+    mpiexec -n 4 python3 examples/resnet18_cifar10.py --distributed --device cuda   # 4 GPUs, data-parallel
 
 ``--help`` states every default and docs/09-from-73-to-95.md explains each choice.  This file is
 the options, their resolution into a run's settings (the resume merge included), and the train and
@@ -28,12 +29,13 @@ import minitorch_nndl as mt
 from minitorch_nndl import cli, models, nn
 from minitorch_nndl.cli import UsageError, command_line, flag, given_options, without_option
 from minitorch_nndl.data import catalog
-from minitorch_nndl.train import Accuracy, Trainer, restore_model, runs
+from minitorch_nndl.train import Accuracy, Trainer, data_parallel, restore_model, runs
 from minitorch_nndl.train.recipe import Recipe
 
 ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50")  # constructors in minitorch_nndl.models
 #: settings that say *how* to run, not *what* the run is, with their defaults: a resume or an evaluation may change them
 RUNTIME = {"device": "cpu", "data_dir": "./data", "quiet": False, "num_workers": 1, "prefetch": 2, "log_every": 50}
+RUNTIME["distributed"] = False  # --distributed: one of the ranks of mpiexec/srun (train.data_parallel)
 RUNTIME_OPTIONS = frozenset({*RUNTIME, "eval_batch_size", "download"})
 RESUME_OPTIONS = RUNTIME_OPTIONS | {"resume", "epochs", "lr", "monitor_test"}  # epochs and lr rebuild the schedule
 EVAL_OPTIONS = RUNTIME_OPTIONS | {"eval_only", "out", "overwrite", "subset"}
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a, whole, real, on = p.add_argument, cli.whole_number, cli.real_number, {"action": "store_true", "default": None}
     a("--device", type=cli.device_name, metavar="{cpu,cuda,cuda:N}", help="where to train (default cpu)")
+    a("--distributed", **on, help="data-parallel over mpiexec's ranks; --batch-size is per rank, cuda by local rank")
     a("--data-dir", metavar="FOLDER", help="folder holding (or receiving) the data set (default ./data)")
     a("--download", **on, help="download the data set into --data-dir if it is missing")
     a("--dataset", choices=list(catalog.DATASETS), help="which data set (default cifar10)")
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     130 stopped by Ctrl-C).  Errors are one ``error: ...`` message on stderr, never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     done = "interrupted (Ctrl-C); checkpoints already written are intact"
-    return cli.run_program(build_parser(), argv, lambda args: run(args, argv), interrupted=done)
+    return data_parallel.exit_status(cli.run_program(build_parser(), argv, lambda a: run(a, argv), interrupted=done))
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -204,6 +207,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         cfg, notes, rebuild = resumed_config(args, ck, Path(args.resume))
     else:
         cfg = resolve_config(args)
+    notes["parallel"] = data_parallel.setup(cfg, scale_lr=not (args.resume or args.eval_only or args.lr))
     on_cpu = _command(*without_option(argv, "--device"), "--device", "cpu")
     cli.check_cuda(cfg["device"], f"Or train on the CPU:\n    {on_cpu}")
     data = runs.load_splits(cfg, download=bool(args.download), eval_only=bool(args.eval_only))
@@ -236,7 +240,7 @@ def train(
     args: argparse.Namespace, argv: list[str], cfg: dict, model: nn.Module, data: dict, notes: dict, rebuild: bool
 ) -> int:
     """The training entry: train (or continue training), then evaluate the chosen model on the test set."""
-    out, how = Path(cfg["out"]), Recipe.from_config(cfg)
+    out, how, model = Path(cfg["out"]), Recipe.from_config(cfg), data_parallel.wrap(model, cfg)
     train_loader = runs.train_loader(data["train"], cfg)
     opt = how.build_optimizer(model)
     trainer = Trainer(

@@ -24,7 +24,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from . import nccl
-from .world import World, world
+from .world import World, current_world
 
 __all__ = ["all_reduce", "broadcast", "all_gather", "REDUCE_OPS"]
 
@@ -81,7 +81,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     array = _array_of(x, "all_reduce")
     if op == "mean" and array.dtype.kind != "f":
         raise TypeError(f"distributed.all_reduce: op='mean' needs a floating dtype, got {array.dtype}")
-    w = world()
+    w = current_world()
     if w.size == 1:
         return x
     if _uses_nccl(w, array):
@@ -103,7 +103,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
 def broadcast(x: Any, src: int = 0) -> Any:
     """Copy rank ``src``'s ``x`` into ``x`` on every rank, in place; returns ``x``."""
     array = _array_of(x, "broadcast")
-    w = world()
+    w = current_world()
     if not 0 <= src < w.size:
         raise ValueError(f"distributed.broadcast: src must be a rank in 0..{w.size - 1}, got {src}")
     if w.size == 1:
@@ -123,7 +123,7 @@ def all_gather(x: Any) -> Any:
     A new array on ``x``'s device (a Tensor without gradient for a Tensor).
     """
     array = _array_of(x, "all_gather")
-    w = world()
+    w = current_world()
     xp = backend.xp_of(array)
     if w.size == 1:
         with backend.device_context(backend.device_of(array)):

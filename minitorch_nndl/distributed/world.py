@@ -38,7 +38,7 @@ __all__ = [
     "barrier",
     "finalize",
     "abort",
-    "world",
+    "current_world",
     "launched_world_size",
     "device_for_rank",
     "is_main_process",
@@ -129,7 +129,7 @@ def init(backend: str = "auto") -> World:
     return _WORLD
 
 
-def world() -> World:
+def current_world() -> World:
     """The current world (:func:`init`'s; a world of size 1 before it)."""
     return _WORLD if _WORLD is not None else _SINGLE
 
@@ -140,22 +140,22 @@ def is_initialized() -> bool:
 
 def get_rank() -> int:
     """This process's rank, 0..world_size-1 (0 before :func:`init`)."""
-    return world().rank
+    return current_world().rank
 
 
 def get_world_size() -> int:
     """The number of ranks (1 before :func:`init` and without a launcher)."""
-    return world().size
+    return current_world().size
 
 
 def get_local_rank() -> int:
     """This rank's index among the ranks on its machine: the GPU it should use there."""
-    return world().local_rank
+    return current_world().local_rank
 
 
 def is_main_process() -> bool:
     """True on rank 0, the one that prints and writes files."""
-    return world().rank == 0
+    return current_world().rank == 0
 
 
 def device_for_rank(device: str) -> str:
@@ -167,14 +167,14 @@ def device_for_rank(device: str) -> str:
 
 def barrier() -> None:
     """Wait until every rank has reached this call."""
-    w = world()
+    w = current_world()
     if w.mpi is not None and w.size > 1:
         w.mpi.Barrier()
 
 
 def abort(code: int = 1) -> None:
     """End every rank of the job now (``MPI_Abort``); in a world of size 1, exit this process."""
-    w = world()
+    w = current_world()
     for comm in w.nccl.values():
         try:
             comm.abort()

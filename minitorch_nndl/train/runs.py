@@ -12,6 +12,9 @@
 * :func:`restore_best`, :func:`test_report`, :func:`write_test_summary`, :func:`plot_training` --
   the model a run chose, its test-set numbers and the figures.
 
+A data-parallel run (``cfg["distributed"]``, :mod:`.data_parallel`) gives each rank its shard in
+the loaders; every rank evaluates (the counts are summed over the ranks) and rank 0 alone writes.
+
 Errors are :class:`~minitorch_nndl.cli.UsageError` (exit 2) and
 :class:`~minitorch_nndl.cli.DataError` (exit 1): one line that names the file and the fix.
 """
@@ -30,6 +33,7 @@ import numpy as np
 from ..cli import DataError, UsageError, flag, without_option
 from ..data import DataLoader, catalog, random_subset
 from ..tensor import Tensor
+from . import data_parallel
 from .atomic import atomic_write
 from .checkpoint import CheckpointError, load_checkpoint, restore_model
 from .metrics import Accuracy, ConfusionMatrix, PerClassAccuracy, TopKAccuracy
@@ -245,8 +249,6 @@ def test_report(trainer: Any, loader: Any, classes: list[str], out: Path, transf
     numbers for a summary file: ``n_test``, ``test_acc``, ``test_top3``, ``test_loss``,
     ``per_class_acc`` (None for a class absent from the set), ``confusion_matrix``, ``eval_seconds``.
     """
-    from . import plots  # noqa: PLC0415  (matplotlib only when a report is drawn)
-
     nc, test_ds = len(classes), loader.dataset
     metrics = {
         "acc": Accuracy(),
@@ -255,14 +257,9 @@ def test_report(trainer: Any, loader: Any, classes: list[str], out: Path, transf
         "per_class": PerClassAccuracy(nc),
     }
     t0 = time.perf_counter()
-    res = trainer.evaluate(loader, metrics=metrics)
-    plots.plot_confusion_matrix(res["confusion"], classes, out / "confusion_matrix.png", title="test confusion matrix")
-    plots.plot_per_class_accuracy(
-        res["per_class"], classes, out / "per_class_accuracy.png", title="test accuracy per class"
-    )
-    raw, labels = test_ds.get_batch(np.arange(min(32, len(test_ds))))
-    probs = trainer.predict(Tensor(transform(raw), device=trainer.device), probs=True).numpy()
-    plots.plot_prediction_grid(raw, labels, probs.argmax(1), classes, out / "predictions.png", probs=probs.max(1))
+    res = trainer.evaluate(loader, metrics=metrics)  # every rank (its shard); the figures: rank 0
+    if data_parallel.is_main():
+        _draw_test_report(trainer, res, test_ds, classes, out, transform)
     return {
         "n_test": len(test_ds),
         "test_acc": res["acc"],
@@ -274,9 +271,25 @@ def test_report(trainer: Any, loader: Any, classes: list[str], out: Path, transf
     }
 
 
+def _draw_test_report(trainer: Any, res: dict[str, Any], test_ds: Any, classes: list[str], out: Path, transform: Any):
+    """:func:`test_report`'s three figures."""
+    from . import plots  # noqa: PLC0415  (matplotlib only when a report is drawn)
+
+    plots.plot_confusion_matrix(res["confusion"], classes, out / "confusion_matrix.png", title="test confusion matrix")
+    plots.plot_per_class_accuracy(
+        res["per_class"], classes, out / "per_class_accuracy.png", title="test accuracy per class"
+    )
+    raw, labels = test_ds.get_batch(np.arange(min(32, len(test_ds))))
+    probs = trainer.predict(Tensor(transform(raw), device=trainer.device), probs=True).numpy()
+    plots.plot_prediction_grid(raw, labels, probs.argmax(1), classes, out / "predictions.png", probs=probs.max(1))
+
+
 def plot_training(history: Any, out: Path, cfg: dict[str, Any]) -> None:
     """``curves.png`` (loss and accuracy per epoch) and ``lr.png`` (the learning rate per step) in ``out``."""
     from . import plots  # noqa: PLC0415
+
+    if not data_parallel.is_main():
+        return
 
     title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
     if cfg.get("label_smoothing"):  # otherwise the reader wonders why train loss sits above test loss
@@ -294,7 +307,9 @@ def training_speed(history: Any) -> tuple[float, float]:
 
 
 def write_config(out: Path, cfg: dict[str, Any]) -> None:
-    """``config.json``: the run's settings (what ``--resume`` continues with), written atomically."""
+    """``config.json``: the run's settings (what ``--resume`` continues with), written atomically (rank 0)."""
+    if not data_parallel.is_main():
+        return
     with atomic_write(out / "config.json", "w") as fh:
         json.dump(cfg, fh, indent=1)
 
@@ -347,10 +362,12 @@ def load_splits(cfg: dict[str, Any], download: bool = False, eval_only: bool = F
 def train_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
     """Shuffled, augmented batches of ``dataset`` as ``cfg``'s recipe trains on them (``batch_size``,
     ``seed``, ``augment``, ``cutout``), on ``cfg["device"]``, prepared by ``num_workers`` threads."""
+    shard = data_parallel.sampler(dataset, cfg, train=True)  # None unless the run is data-parallel
     return DataLoader(
         dataset,
         batch_size=cfg["batch_size"],
-        shuffle=True,
+        shuffle=shard is None,
+        sampler=shard,
         seed=cfg["seed"],
         transform=Recipe.from_config(cfg).train_transform(catalog.info(cfg["dataset"])),
         device=cfg["device"],
@@ -361,8 +378,8 @@ def train_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
 
 def eval_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
     """Batches of ``dataset`` for evaluation: in order, the data set's eval transform, on ``cfg["device"]``."""
-    transform = eval_transform(catalog.info(cfg["dataset"]))
-    return DataLoader(dataset, batch_size=cfg["eval_batch_size"], transform=transform, device=cfg["device"])
+    transform, shard = eval_transform(catalog.info(cfg["dataset"])), data_parallel.sampler(dataset, cfg, train=False)
+    return DataLoader(dataset, cfg["eval_batch_size"], transform=transform, device=cfg["device"], sampler=shard)
 
 
 def describe_run(cfg: dict[str, Any], num_parameters: int, sizes: dict[str, int], notes: dict[str, str]) -> str:
@@ -374,15 +391,16 @@ def describe_run(cfg: dict[str, Any], num_parameters: int, sizes: dict[str, int]
     quick = " (--subset: a quick run, evaluated on a subset too)" if cfg.get("subset") else ""
     width = f", width {cfg['width']}" if cfg["width"] != 64 else ""
     images = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+    per_rank = " per rank" if cfg.get("distributed") else ""
     lines = [
         f"{cfg['arch']} on {cfg['dataset']} -- recipe {cfg['recipe']!r} -- device {cfg['device']}",
         f"  model     {cfg['stem']} stem ({stem}){width}, {num_parameters:,} parameters",
         f"  data      {split}: {images} images{quick}; augmentation: {how['augmentation']}",
         f"            {notes['source']}",
-        f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}, "
+        f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}{per_rank}, "
         f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
         f"  schedule  {how['schedule']} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
-        *(f"  {key:<9s} {notes[key]}" for key in ("resumed", "changed") if notes.get(key)),
+        *(f"  {key:<9s} {notes[key]}" for key in ("parallel", "resumed", "changed") if notes.get(key)),
         f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip(),
     ]
     return "\n".join(lines)
@@ -394,6 +412,8 @@ def write_test_summary(trainer: Any, cfg: dict[str, Any], test_ds: Any, checkpoi
     info, out = catalog.info(cfg["dataset"]), Path(cfg["out"])
     report = test_report(trainer, eval_loader(test_ds, cfg), list(info.classes), out, eval_transform(info))
     summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
+    if not data_parallel.is_main():  # every rank took part in the evaluation; rank 0 writes it down
+        return summary
     with atomic_write(out / "test_summary.json", "w") as fh:
         json.dump(summary, fh, indent=1)
     return summary
