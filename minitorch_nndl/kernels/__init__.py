@@ -16,7 +16,7 @@ from typing import Any
 from .. import backend
 from . import arrays as generic
 from . import cuda
-from .arrays import conv_output_size, pad_spatial, window_slice
+from .arrays import conv_output_size, im2row, pad_spatial, row2im, valid_span, window_slice
 
 USE_CUDA_RAWKERNELS: bool = os.environ.get("MINITORCH_CUDA_RAWKERNELS", "1") != "0"
 
@@ -50,4 +50,15 @@ def col2im(
     return generic.col2im(cols, x_shape, kernel_size, stride, padding, dilation)
 
 
-__all__ = ["generic", "im2col", "col2im", "conv_output_size", "pad_spatial", "window_slice", "USE_CUDA_RAWKERNELS"]
+__all__ = [
+    "generic",
+    "im2col",
+    "col2im",
+    "im2row",
+    "row2im",
+    "conv_output_size",
+    "pad_spatial",
+    "valid_span",
+    "window_slice",
+    "USE_CUDA_RAWKERNELS",
+]

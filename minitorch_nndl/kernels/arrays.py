@@ -109,3 +109,97 @@ def col2im(
     if ph or pw:
         out = xp.ascontiguousarray(out[:, :, ph : ph + H, pw : pw + W])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels-last: one row per output position.
+#
+# With the channels as the last (fastest) axis, x (N, H, W, C), the natural layout is the
+# transpose of im2col's: one *row* per output position (n, oh, ow) and one column per
+# (kh, kw, c).  The convolution is then  Y_rows = rows @ W_rows^T  with W_rows
+# (C_out, KH*KW*C), and Y_rows (N*OH*OW, C_out) *is* the output in channels-last layout:
+# no transpose after the GEMM.  Every copy moves a contiguous run of C values.
+# ---------------------------------------------------------------------------------------------
+
+
+def valid_span(size: int, out: int, offset: int, stride: int, padding: int, dilation: int) -> tuple[slice, slice]:
+    """Along one axis, for kernel offset ``offset``: the output positions o whose input index
+    i = o*stride - padding + offset*dilation lies inside [0, size), and those input indices.
+
+    Returned as (output slice, input slice) of equal length; outputs outside the first
+    slice read padding (zeros).
+    """
+    shift = offset * dilation - padding
+    first = max(0, -(shift // stride))  # the smallest o with o*stride + shift >= 0
+    stop = min(out, (size - 1 - shift) // stride + 1)  # one past the largest o with i <= size - 1
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    return slice(first, stop), window_slice(first * stride + shift, stride, stop - first)
+
+
+def _offset_spans(x_hw: Pair, out_hw: Pair, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> list:
+    """(kh, kw, output rows, input rows, output columns, input columns) for every kernel offset."""
+    spans = []
+    for kh in range(kernel_size[0]):
+        oh, ih = valid_span(x_hw[0], out_hw[0], kh, stride[0], padding[0], dilation[0])
+        for kw in range(kernel_size[1]):
+            ow, iw = valid_span(x_hw[1], out_hw[1], kw, stride[1], padding[1], dilation[1])
+            spans.append((kh, kw, oh, ih, ow, iw))
+    return spans
+
+
+def im2row(
+    x: Any,
+    kernel_size: Pair,
+    stride: Pair = (1, 1),
+    padding: Pair = (0, 0),
+    dilation: Pair = (1, 1),
+    out: Any = None,
+) -> Any:
+    """The (N*OH*OW, KH*KW*C) row matrix of a channels-last ``x`` (N, H, W, C):
+
+        rows[(n, oh, ow), (kh, kw, c)] = x_padded[n, oh*sh + kh*dh, ow*sw + kw*dw, c].
+
+    One strided copy per kernel offset (kh, kw) of the input pixels that offset reads,
+    and zeros where it reads the padding (no padded copy of x is made).  ``out``, when
+    given, is a C-contiguous array of that shape to fill (a reused workspace).
+    """
+    xp = backend.xp_of(x)
+    N, H, W, C = x.shape
+    KH, KW = kernel_size
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    if out is None:
+        out = xp.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
+    view = out.reshape(N, OH, OW, KH, KW, C)
+    zero = x.dtype.type(0)
+    for kh, kw, oh, ih, ow, iw in _offset_spans((H, W), (OH, OW), kernel_size, stride, padding, dilation):
+        target = view[:, :, :, kh, kw]  # (N, OH, OW, C): what offset (kh, kw) reads for every output
+        target[:, : oh.start] = zero  # rows of outputs whose window reaches into the top padding...
+        target[:, oh.stop :] = zero  # ...or the bottom padding
+        target[:, oh, : ow.start] = zero
+        target[:, oh, ow.stop :] = zero
+        target[:, oh, ow] = x[:, ih, iw]
+    return out
+
+
+def row2im(rows: Any, x_shape: tuple[int, int, int, int], *geometry: Pair, out: Any = None) -> Any:
+    """The adjoint of :func:`im2row`: rows (N*OH*OW, KH*KW*C) scatter-added into a channels-last
+    (N, H, W, C) array ``x_shape`` (or into ``out``, which is overwritten).  ``geometry`` is
+    (kernel_size, stride, padding, dilation) as for :func:`im2row`; stride, padding and
+    dilation default to (1, 1), (0, 0), (1, 1).
+
+    One strided add per kernel offset; entries that came from the padding are dropped.
+    """
+    xp = backend.xp_of(rows)
+    kernel_size, stride, padding, dilation = geometry + ((1, 1), (0, 0), (1, 1))[len(geometry) - 1 :]
+    N, H, W, C = x_shape
+    OH = conv_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1])
+    if out is None:
+        out = xp.empty(tuple(x_shape), dtype=rows.dtype)
+    out[...] = 0
+    view = rows.reshape(N, OH, OW, *kernel_size, C)
+    for kh, kw, oh, ih, ow, iw in _offset_spans((H, W), (OH, OW), kernel_size, stride, padding, dilation):
+        out[:, ih, iw] += view[:, oh, ow, kh, kw]
+    return out

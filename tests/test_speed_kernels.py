@@ -1,0 +1,116 @@
+"""The machinery behind the fast CPU convolution: channels-last im2row/row2im against
+im2col/col2im, the batch-range thread pool, the reused workspace, and the invariants
+the network relies on (conv outputs are channels-last; chunking and threads do not
+change the result)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from test_conv import conv_cases
+
+import minitorch_nndl as mt
+from minitorch_nndl import kernels
+from minitorch_nndl.kernels import parallel, workspace
+from minitorch_nndl.ops import conv as conv_module
+from minitorch_nndl.ops.conv import conv2d
+
+
+@given(case=conv_cases())
+def test_im2row_is_im2col_transposed_and_row2im_its_adjoint(case):
+    """rows[(n,oh,ow), (kh,kw,c)] = cols[(c,kh,kw), (n,oh,ow)], and <im2row(x), r> = <x, row2im(r)>."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(case["x_shape"])
+    N, C, H, W = x.shape
+    KH, KW = case["w_shape"][2:]
+    args = ((KH, KW), case["stride"], case["padding"], case["dilation"])
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    rows = kernels.im2row(x_nhwc, *args)
+    cols = kernels.im2col(x, *args)
+    OHOW = cols.shape[1] // N
+    expected = cols.reshape(C, KH, KW, N * OHOW).transpose(3, 1, 2, 0).reshape(rows.shape)
+    np.testing.assert_array_equal(rows, expected)
+    r = rng.standard_normal(rows.shape)
+    back = kernels.row2im(r, x_nhwc.shape, *args)
+    np.testing.assert_allclose((rows * r).sum(), (x_nhwc * back).sum(), rtol=1e-12)
+
+
+def test_valid_span_lists_the_inputs_inside_the_image():
+    # H=5, 3 outputs of stride 2, padding 1, offset 0: inputs -1 (padding), 1, 3
+    out, inp = kernels.valid_span(5, 3, 0, 2, 1, 1)
+    assert (out, inp) == (slice(1, 3), slice(1, 4, 2))
+    assert kernels.valid_span(2, 4, 3, 1, 3, 1) == (slice(0, 2), slice(0, 2, 1))
+    assert kernels.valid_span(2, 1, 0, 1, 5, 1) == (slice(0, 0), slice(0, 0))
+
+
+def test_for_batch_ranges_covers_the_batch_once_and_reraises():
+    seen = []
+    lock = threading.Lock()
+
+    def record(start, stop):
+        with lock:
+            seen.extend(range(start, stop))
+
+    for n in (0, 1, 2, 7):
+        seen.clear()
+        parallel.for_batch_ranges(record, n)
+        assert sorted(seen) == list(range(n))
+    assert parallel.split(7, 2) == [(0, 3), (3, 7)]
+
+    def fail(start, stop):
+        raise ValueError(f"range {start}:{stop}")
+
+    with pytest.raises(ValueError, match="range"):
+        parallel.for_batch_ranges(fail, 4)
+    with pytest.raises(ValueError, match="positive int"):
+        parallel.set_num_threads(0)
+
+
+def test_workspace_reuses_one_buffer_and_grows():
+    workspace.release()
+    a = workspace.scratch("test", (4, 5), np.float32)
+    b = workspace.scratch("test", (2, 3), np.float32)
+    assert np.shares_memory(a, b) and b.shape == (2, 3) and b.dtype == np.float32
+    c = workspace.scratch("test", (100,), np.float32)
+    assert c.shape == (100,) and workspace.nbytes() >= 400
+    other = workspace.scratch("other", (2, 3), np.float32)
+    assert not np.shares_memory(other, c)
+    workspace.release()
+    assert workspace.nbytes() == 0
+
+
+def test_conv_output_is_channels_last_and_feeds_the_next_conv_without_a_copy():
+    x = mt.randn(2, 3, 6, 6)
+    w = mt.randn(4, 3, 3, 3)
+    y = conv2d(x, w, padding=1)
+    assert y.shape == (2, 4, 6, 6)
+    assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC strides underneath
+    assert conv_module._channels_last(y.data).base is y.data.base  # a view: nothing copied
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
+    rng = np.random.default_rng(2)
+    x_np = rng.standard_normal((5, 3, 7, 6))
+    w_np = rng.standard_normal((4, 3, 3, 2))
+
+    def run():
+        x = mt.tensor(x_np, dtype=mt.float64, requires_grad=True)
+        w = mt.tensor(w_np, dtype=mt.float64, requires_grad=True)
+        y = conv2d(x, w, stride=(2, 1), padding=1)
+        (y * y).sum().backward()
+        return y.numpy(), x.grad, w.grad
+
+    whole = run()
+    before = parallel.num_threads()
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # one image per chunk
+    parallel.set_num_threads(threads)
+    try:
+        chunked = run()
+    finally:
+        parallel.set_num_threads(before)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
