@@ -1,0 +1,302 @@
+"""The build-it-yourself exercises: our solutions pass the grader, fresh stubs and planted mistakes fail it
+with the right report, and the command line keeps a student's work and speaks in one-line errors.
+
+A student's answer is written the way a student writes it: the stub's ``raise
+NotImplementedError`` line replaced by code (:func:`answer`).  Few drawn inputs per stage
+(``EXAMPLES``) keep this file fast; ``check --all --solutions`` at the default 25 is one
+slow test.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hypothesis")
+
+import minitorch_nndl as mt
+from minitorch_nndl import exercises
+from minitorch_nndl.exercises.command import main
+
+EXAMPLES = 10
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+CORRECT = {
+    "unbroadcast": """
+        extra = grad.ndim - len(shape)
+        if extra:
+            grad = grad.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        return grad.sum(axis=axes, keepdims=True) if axes else grad
+    """,
+    "mul": "return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape)",
+    "div": "return unbroadcast(grad / b, a.shape), unbroadcast(-grad * a / (b * b), b.shape)",
+    "exp": "return (grad * y,)",
+    "relu": "return (grad * (x > 0),)",
+    "mean": """
+        n = int(np.prod([ctx.shape[a] for a in ctx.axes]))
+        kept = [1 if i in ctx.axes else size for i, size in enumerate(ctx.shape)]
+        return np.broadcast_to((grad if ctx.keepdims else grad.reshape(kept)) / n, ctx.shape), None, None
+    """,
+    "im2col": """
+        N, C, H, W = x_shape
+        KH, KW = kernel_size
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        OH, OW = output_size(H, KH, sh, ph, dh), output_size(W, KW, sw, pw, dw)
+        blocks = cols.reshape(C, KH, KW, N, OH, OW)
+        dx = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+        for kh in range(KH):
+            for kw in range(KW):
+                rows = slice(kh * dh, kh * dh + sh * (OH - 1) + 1, sh)
+                columns = slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw)
+                dx[:, :, rows, columns] += blocks[:, kh, kw].transpose(1, 0, 2, 3)
+        return dx[:, :, ph : ph + H, pw : pw + W]
+    """,
+    "conv2d": """
+        C_out = weight.shape[0]
+        g_mat = grad.transpose(1, 0, 2, 3).reshape(C_out, -1)
+        dw = (g_mat @ cols.T).reshape(weight.shape)
+        dx = col2im(weight.reshape(C_out, -1).T @ g_mat, x_shape, kernel_size, stride, padding, dilation)
+        return dx, dw, grad.sum(axis=(0, 2, 3)) if ctx.has_bias else None
+    """,
+    "sgd_momentum": """
+        g = grad + weight_decay * param
+        buf = g if buf is None else momentum * buf + g
+        return param - lr * buf, buf
+    """,
+}
+
+
+def answer(name: str, code: str) -> str:
+    """The stub of exercise ``name`` with its ``raise NotImplementedError`` line replaced by ``code``."""
+    lines = exercises.stub_text(exercises.exercise(name)).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("raise NotImplementedError"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    body = [indent + line if line else line for line in textwrap.dedent(code).strip().splitlines()]
+    return "\n".join([*lines[:at], *body, *lines[at + 1 :]]) + "\n"
+
+
+def write(folder: Path, name: str, code: str) -> None:
+    (folder / f"{name}.py").write_text(answer(name, code), encoding="utf-8")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """Fresh stubs, with the two exercises others import (unbroadcast, im2col) already solved."""
+    folder = tmp_path / "my-exercises"
+    exercises.start(folder)
+    for name in ("unbroadcast", "im2col"):
+        write(folder, name, CORRECT[name])
+    return folder
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ------------------------------------------------------------------ the catalog and the stubs
+
+
+def test_list_shows_every_exercise_in_teaching_order_with_a_chapter_that_exists(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    names = exercises.names()
+    assert names[:2] == ["unbroadcast", "mul"] and names[-2:] == ["sgd_momentum", "adam"]
+    required = {"mul", "div", "pow", "exp", "log", "sum", "mean", "matmul", "relu", "softmax", "log_softmax"}
+    required |= {"cross_entropy", "im2col", "conv2d", "max_pool2d", "batch_norm", "sgd_momentum", "adam"}
+    assert required <= set(names)
+    rows = [line for line in out.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert [row.split()[1] for row in rows] == names
+    for ex in exercises.EXERCISES:
+        assert (DOCS.parent / ex.chapter.split(",")[0]).is_file(), ex.chapter
+
+
+def test_stubs_import_only_the_public_api_and_their_sibling_exercises():
+    allowed = {"numpy", "minitorch_nndl"} | set(exercises.names())
+    for ex in exercises.EXERCISES:
+        tree = ast.parse(exercises.stub_text(ex))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert imported <= allowed, (ex.name, imported - allowed)
+        uses = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert uses == set(ex.uses), ex.name
+
+
+# ------------------------------------------------------------------ the grader
+
+
+@pytest.mark.parametrize("name", exercises.names())
+def test_our_solutions_pass_the_grader(name):
+    result = exercises.check(name, solutions=True, examples=EXAMPLES)
+    assert result.passed, result.text()
+    assert "tiny CNN" in result.text()
+
+
+@pytest.mark.slow
+def test_check_all_solutions_at_the_default_number_of_examples(capsys):
+    code, out, _ = run_cli(capsys, "check", "--all", "--solutions")
+    assert code == 0, out
+    assert out.splitlines()[-1] == f"{len(exercises.EXERCISES)} of {len(exercises.EXERCISES)} exercises pass"
+
+
+def test_fresh_stubs_fail_with_not_implemented(tmp_path, capsys):
+    exercises.start(tmp_path)
+    code, out, err = run_cli(capsys, "check", "--all", "--dir", tmp_path, "--examples", 1)
+    assert code == 1 and err == ""
+    for ex in exercises.EXERCISES:
+        assert f"{ex.name}: FAILED (not implemented)" in out
+    assert out.splitlines()[-1].startswith(f"0 of {len(exercises.EXERCISES)} exercises pass; next: unbroadcast")
+
+
+def test_an_unfinished_sibling_is_named(tmp_path):
+    exercises.start(tmp_path)
+    write(tmp_path, "mul", CORRECT["mul"])  # unbroadcast.py is still the stub
+    report = exercises.check("mul", tmp_path, examples=1).text()
+    assert "not implemented yet: unbroadcast" in report
+    assert "raised in unbroadcast.py, which mul.py uses: do that exercise first" in report
+
+
+@pytest.mark.parametrize("name", ["mul", "div", "mean", "conv2d", "sgd_momentum"])
+def test_correct_answers_pass(workspace, name):
+    write(workspace, name, CORRECT[name])
+    result = exercises.check(name, workspace, examples=EXAMPLES)
+    assert result.passed, result.text()
+    assert result.text().startswith(f"{name}: passed ({workspace / name}.py)")
+
+
+PLANTED = {  # mistake -> (exercise, code, failure kind, what the report must say)
+    "missing unbroadcast": (
+        "mul",
+        "return grad * b, grad * a",
+        "shape",
+        ["has shape", "but", "hint: where an input was broadcast", "unbroadcast("],
+    ),
+    "wrong sign": (
+        "div",
+        "return unbroadcast(grad / b, a.shape), unbroadcast(grad * a / (b * b), b.shape)",
+        "sign",
+        ["dL/db, element", "expected -", "every element has the opposite sign", "-a / b**2"],
+    ),
+    "forgotten 1/N in mean": (
+        "mean",
+        CORRECT["mean"].replace(" / n", ""),
+        "factor",
+        ["dL/dx, element", "every element is 2 times ours", "forgotten 1/n"],
+    ),
+    "conv dW without the transpose": (
+        "conv2d",
+        CORRECT["conv2d"].replace("g_mat @ cols.T", "g_mat @ cols"),
+        "error",
+        ["backward raised ValueError", "conv2d.py line", "dw = (g_mat @ cols).reshape", "cols needs its transpose"],
+    ),
+    "a float64 gradient for float32": (
+        "exp",
+        "return ((grad * y).astype(np.float64),)",
+        "check_op",
+        ["passed so far: output and gradients equal ours", "float32", "hint: float32 in, float32 out"],
+    ),
+    "grad changed in place": ("relu", "grad *= x > 0\nreturn (grad,)", "mutation", ["grad *= mask"]),
+    "momentum buffer starts at zero": (
+        "sgd_momentum",
+        CORRECT["sgd_momentum"].replace("g if buf is None else", "(1 - momentum) * g if buf is None else"),
+        "factor",  # shrunk to param = 0, where the whole step is half ours
+        ["param after step 1, element", "expected", "got", "buf = g on the first step"],
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(PLANTED))
+def test_a_planted_mistake_fails_with_the_right_report(workspace, mistake):
+    name, code, kind, phrases = PLANTED[mistake]
+    write(workspace, name, code)
+    result = exercises.check(name, workspace, examples=EXAMPLES)
+    report = result.text()
+    assert not result.passed
+    assert result.finding.kind == kind, report
+    assert report.startswith(f"{name}: FAILED ({kind}) in {workspace / name}.py")
+    assert "smallest failing input: " in report
+    assert f"explained in: {exercises.exercise(name).chapter}" in report
+    for phrase in phrases:
+        assert phrase in report, (phrase, report)
+
+
+def test_grading_a_broken_answer_leaves_the_library_alone(workspace):
+    write(workspace, "mul", PLANTED["missing unbroadcast"][1])
+    assert not exercises.check("mul", workspace, examples=EXAMPLES).passed
+    assert "unbroadcast" not in sys.modules and "mul" not in sys.modules
+    a = mt.tensor(np.ones((2, 3)), requires_grad=True)
+    b = mt.tensor(np.full(3, 2.0), requires_grad=True)
+    (a * b).sum().backward()
+    assert b.grad.shape == (3,) and np.all(b.grad == 2.0)
+
+
+# ------------------------------------------------------------------ start: never lose a student's work
+
+
+def test_start_writes_stubs_and_never_overwrites_work(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "start", tmp_path)
+    assert code == 0 and f"check unbroadcast --dir {tmp_path}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ex.file for ex in exercises.EXERCISES)
+    mine = tmp_path / "mul.py"
+    mine.write_text("# my work\n")
+    code, out, err = run_cli(capsys, "start", tmp_path)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and "nothing was written" in err and "--force" in err
+    assert mine.read_text() == "# my work\n"
+    code, _, _ = run_cli(capsys, "start", tmp_path, "--force")
+    assert code == 0
+    assert (tmp_path / "mul.py.bak").read_text() == "# my work\n"
+    assert mine.read_text() == exercises.stub_text(exercises.exercise("mul"))
+
+
+def test_start_refuses_a_folder_inside_the_package(capsys):
+    inside = Path(exercises.__file__).parent / "my-work"
+    code, _, err = run_cli(capsys, "start", inside)
+    assert code == 2 and err.startswith("error: ") and "inside the installed package" in err
+    assert not inside.exists()
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_check_exit_status_is_zero_only_when_it_passes(workspace, capsys):
+    code, out, _ = run_cli(capsys, "check", "unbroadcast", "--dir", workspace, "--examples", EXAMPLES)
+    assert code == 0 and out.startswith("unbroadcast: passed")
+    code, out, _ = run_cli(capsys, "check", "mul", "--dir", workspace, "--examples", 1)
+    assert code == 1 and out.startswith("mul: FAILED (not implemented)")
+
+
+def test_user_mistakes_are_one_error_line_with_the_fix(workspace, tmp_path, capsys):
+    (workspace / "div.py").write_text("def broken(:\n    pass\n")
+    (workspace / "log.py").unlink()
+    cases = [
+        (["check", "mull", "--dir", workspace], "no exercise named 'mull'; did you mean mul?"),
+        (["check", "mul", "--dir", tmp_path / "nowhere"], "no folder"),
+        (["check", "div", "--dir", workspace], "div.py, line 1:"),
+        (["check", "log", "--dir", workspace], "log.py does not exist: `python3 -m minitorch_nndl.exercises start"),
+        (["check"], "check needs one exercise NAME or --all"),
+        (["check", "mul", "--all"], "check needs one exercise NAME or --all"),
+        (["check", "--all", "--solutions", "--dir", workspace], "--solutions grades the library's own ops"),
+        (["check", "mul", "--examples", "0"], "must be 1 or more"),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, out, err)
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (argv, err)
+        assert "Traceback" not in out + err
+
+
+def test_the_package_runs_as_a_program():
+    done = subprocess.run(
+        [sys.executable, "-m", "minitorch_nndl.exercises", "list"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert " 1. unbroadcast" in done.stdout
