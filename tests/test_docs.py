@@ -324,10 +324,10 @@ def test_resnet_table_in_chapter_8_matches_our_code() -> None:
 def test_activation_memory_script_shows_the_walk_freeing_activations() -> None:
     """Chapter 2's claim, on the script's own ResNet18: memory falls during backward, and stays with retain_graph."""
     script = _load_figure_script("make_activation_memory")
-    freed, kept = script.measure(2, retain_graph=False), script.measure(2, retain_graph=True)
-    assert freed["graph"] > 5 * freed["parameters"]  # activations dominate
-    assert freed["walk"][-1] < 0.25 * freed["walk"][0]  # given back as the walk passes
-    assert freed["peak"] < 1.1 * freed["graph"] and freed["after"] < 2 * freed["parameters"]
+    freed, kept = script.measure(4, retain_graph=False), script.measure(4, retain_graph=True)
+    assert freed["graph"] > 3 * freed["parameters"]  # activations dominate
+    assert freed["walk"][-1] - freed["after"] < 0.2 * freed["graph"]  # by the last node, little beyond the gradients
+    assert freed["peak"] < 1.25 * freed["graph"] and freed["after"] < 2 * freed["parameters"]
     assert kept["after"] > 0.9 * kept["graph"]  # retain_graph keeps it all
 
 
@@ -353,3 +353,12 @@ def test_gradcheck_eps_script_shows_the_v() -> None:
     assert script.central_error(1e-6) < script.central_error(1e-2)
     assert script.forward_error(1e-8) > 10 * script.central_error(1e-5)
     assert script.central_error(1e-9, mt.float32) > 0.1  # the step vanishes in float32
+
+
+@pytest.mark.slow
+def test_activation_memory_table_in_chapter_2_matches_the_script() -> None:
+    """The table of chapter 2, recomputed (a few seconds): a change in what the ops save shows up here."""
+    script = _load_figure_script("make_activation_memory")
+    page = (DOCS / "02-reverse-mode.md").read_text(encoding="utf-8")
+    for row in script.table():
+        assert row in page, f"chapter 2's activation-memory table lacks {row!r}; rerun make_activation_memory.py"
