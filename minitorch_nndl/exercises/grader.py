@@ -71,7 +71,7 @@ class Result:
         lines = [f"{ex.name}: FAILED ({f.kind}) in {self.source}"]
         if self.stages:
             lines.append("  passed so far: " + "; ".join(self.stages))
-        if f.example:
+        if f.example and f.kind != "not implemented":
             lines.append(f"  smallest failing input: {f.example}")
         lines += [f"  {line}" for line in f.lines]
         hint = _hint(ex, f)
