@@ -294,6 +294,15 @@ def test_user_mistakes_are_one_error_line_with_the_fix(workspace, tmp_path, caps
         assert "Traceback" not in out + err
 
 
+def test_check_all_reports_a_broken_file_and_goes_on(workspace, capsys):
+    (workspace / "div.py").write_text("def broken(:\n    pass\n")
+    code, out, err = run_cli(capsys, "check", "--all", "--dir", workspace, "--examples", 1)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "div.py, line 1:" in err
+    assert "unbroadcast: passed" in out and "mul: FAILED (not implemented)" in out and "pow: FAILED" in out
+    assert out.splitlines()[-1].startswith(f"2 of {len(exercises.EXERCISES)} exercises pass; next: mul")
+
+
 def test_the_package_runs_as_a_program():
     done = subprocess.run(
         [sys.executable, "-m", "minitorch_nndl.exercises", "list"], capture_output=True, text=True, check=False

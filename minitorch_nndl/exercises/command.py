@@ -3,16 +3,18 @@
 Exit status: 0 when everything asked for passes (or was written), 1 when an exercise
 fails or ``start`` refuses to overwrite files, 2 for a usage mistake (an unknown name,
 a missing folder or file, a syntax error in a student file), always as one ``error: ...``
-line that says what to do, never a traceback.
+line that says what to do, never a traceback.  ``check --all`` reports a broken file in
+that line and goes on with the other exercises (exit status 2 at the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..cli import OneLineParser, UsageError, run_program, whole_number
-from . import COMMAND, DEFAULT_EXAMPLES, EXERCISES, check, exercise, start
+from . import COMMAND, DEFAULT_EXAMPLES, EXERCISES, ExerciseError, check, exercise, start
 
 __all__ = ["build_parser", "main"]
 
@@ -61,18 +63,29 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--solutions grades the library's own ops; it reads no --dir")
     chosen = EXERCISES if args.all else (exercise(args.name),)
     directory = "." if args.dir is None else args.dir
-    failed = []
-    for ex in chosen:
-        result = check(ex.name, directory, solutions=args.solutions, examples=args.examples)
+    if not args.solutions and not Path(directory).is_dir():
+        raise ExerciseError(f"no folder {directory}: `{COMMAND} start {directory}` creates it with the exercise files")
+    if not args.all:
+        result = check(chosen[0].name, directory, solutions=args.solutions, examples=args.examples)
+        print(result.text())
+        return 0 if result.passed else 1
+    failed, broken = [], False
+    for ex in chosen:  # one broken file does not hide the report on the others
+        try:
+            result = check(ex.name, directory, solutions=args.solutions, examples=args.examples)
+        except ExerciseError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            failed.append(ex.name)
+            broken = True
+            continue
         print(result.text(), flush=True)
         if not result.passed:
             failed.append(ex.name)
-    if args.all:
-        summary = f"{len(chosen) - len(failed)} of {len(chosen)} exercises pass"
-        if failed:
-            summary += f"; next: {failed[0]} (`{COMMAND} check {failed[0]} --dir {directory}`)"
-        print(summary)
-    return 1 if failed else 0
+    summary = f"{len(chosen) - len(failed)} of {len(chosen)} exercises pass"
+    if failed:
+        summary += f"; next: {failed[0]} (`{COMMAND} check {failed[0]} --dir {directory}`)"
+    print(summary)
+    return 2 if broken else (1 if failed else 0)
 
 
 def main(argv: list[str] | None = None) -> int:

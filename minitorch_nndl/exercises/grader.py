@@ -88,6 +88,10 @@ def _hint(ex: Exercise, finding: Finding) -> str | None:
         return _check_op_hint(" ".join(finding.lines)) or ex.hint("values")
     if finding.kind in ("sign", "factor"):
         return ex.hint("values")
+    if finding.kind == "dtype":
+        return _check_op_hint("dtype")
+    if finding.kind in ("count", "missing"):
+        return "backward returns one gradient per forward input, in order (None only for non-tensor arguments)"
     return ex.hint(finding.kind) or (ex.hint("values") if finding.kind in ("error", "e2e") else None)
 
 
@@ -320,21 +324,25 @@ def _through_check_op(ex: Exercise, candidate: type[Function], inputs: tuple) ->
     return None
 
 
-def _e2e_op(ex: Exercise, candidate: Any) -> Finding | None:
+def _e2e_op(ex: Exercise, candidate: Any, student_dir: Path | None) -> Finding | None:
     ops = tiny_cnn.our_ops()
     if ex.name == "im2col":
         ops["conv2d"] = tiny_cnn.conv_from_im2col(candidate)
     else:
         ops[ex.name] = candidate.apply
-    return _compare_runs(tiny_cnn.train(), lambda: tiny_cnn.train(ops))
+    return _compare_runs(tiny_cnn.train(), lambda: tiny_cnn.train(ops), student_dir, ex.file)
 
 
-def _compare_runs(ours: tiny_cnn.Trajectory, yours: Callable[[], tiny_cnn.Trajectory]) -> Finding | None:
+def _compare_runs(
+    ours: tiny_cnn.Trajectory, yours: Callable[[], tiny_cnn.Trajectory], student_dir: Path | None, own_file: str
+) -> Finding | None:
     """Stage 3: the student's training run against ours, loss by loss and parameter by parameter."""
     try:
         run = yours()
     except Exception as error:
-        return Finding("e2e", [f"training the tiny CNN with yours raised {type(error).__name__}: {error}"])
+        finding = _raised("tiny CNN training", error, student_dir, own_file)
+        finding.kind = "e2e" if finding.kind == "error" else finding.kind
+        return finding
     for step, (a, e) in enumerate(zip(run.losses, ours.losses), start=1):
         if not abs(a - e) <= ATOL + RTOL * abs(e):
             return Finding("e2e", [f"tiny CNN, step {step}: the loss is {a:.8g} with yours, {e:.8g} with ours"])
@@ -376,7 +384,7 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
         if result.finding is not None:
             return
         result.stages.append(passed)
-    result.finding = _e2e_op(ex, candidate)
+    result.finding = _e2e_op(ex, candidate, student_dir)
     if result.finding is None:
         result.stages.append(E2E_STAGE)
 
@@ -432,9 +440,11 @@ def _grade_optimizer(
         return
     result.stages.append(f"parameters and state equal ours after every step, on {examples} drawn cases")
     kind = "adam" if ex.name == "adam" else "sgd"
-    result.finding = _compare_runs(
-        tiny_cnn.train(optimizer=kind), lambda: tiny_cnn.train(optimizer=kind, step_fn=candidate)
-    )
+
+    def yours() -> tiny_cnn.Trajectory:
+        return tiny_cnn.train(optimizer=kind, step_fn=candidate)
+
+    result.finding = _compare_runs(tiny_cnn.train(optimizer=kind), yours, student_dir, ex.file)
     if result.finding is None:
         result.stages.append(E2E_STAGE)
 
