@@ -67,10 +67,9 @@ def main(out: Path = HERE / "ring_allreduce.png") -> None:
         f"(each rank sends 2(p-1) = {2 * (P - 1)} chunks of n/{P}, i.e. {2 * (P - 1) / P:g} n)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.savefig(out, dpi=80)
+    fig.savefig(out, dpi=80, bbox_inches="tight")  # the title and the tick labels inside the image
     plt.close(fig)
-    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    print(f"wrote {out}: {out.stat().st_size:,} bytes")
 
 
 if __name__ == "__main__":
