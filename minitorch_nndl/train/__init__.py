@@ -6,16 +6,18 @@
   exact resume), :mod:`.interrupt` (Ctrl-C), :mod:`.divergence` and :mod:`.last_good` (the
   NaN stop), :mod:`.reporting` (epoch numbers, progress bar, summary lines),
   :mod:`.evaluation` (evaluate/predict), :mod:`.placement` (the device rule for batches),
-  :mod:`.atomic` (atomic file writes);
+  :mod:`.atomic` (atomic file writes), :mod:`.sharded` (what the loop does on several ranks);
 * metrics counted on the device: :class:`Accuracy`, :class:`TopKAccuracy`,
   :class:`PerClassAccuracy`, :class:`ConfusionMatrix` (see :mod:`.metrics` for the
   bugs they avoid);
 * checkpoints as pickle-free ``.npz``: :func:`save_checkpoint`, :func:`load_checkpoint`;
 * :class:`History` (JSON/CSV) and :mod:`.plots` (PNG figures; imported lazily because
-  it loads matplotlib).
+  it loads matplotlib);
+* :mod:`.recipe`, :mod:`.runs` and :mod:`.data_parallel`: what the example programs train with,
+  their run folders, and what ``--distributed`` changes (shards, SyncBatchNorm + DDP, rank 0 writes).
 """
 
-from . import recipe, runs  # a recipe's optimizer/schedule/transforms; run folders, checkpoints, test reports
+from . import data_parallel, recipe, runs  # what the programs train with; run folders; --distributed
 from .checkpoint import (
     CheckpointError,
     load_checkpoint,
