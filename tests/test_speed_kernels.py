@@ -16,7 +16,9 @@ import minitorch_nndl as mt
 from minitorch_nndl import kernels
 from minitorch_nndl.kernels import parallel, workspace
 from minitorch_nndl.ops import conv as conv_module
+from minitorch_nndl.ops.activation import relu
 from minitorch_nndl.ops.conv import conv2d
+from minitorch_nndl.ops.norm import batch_norm
 
 
 @given(case=conv_cases())
@@ -114,3 +116,21 @@ def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
         parallel.set_num_threads(before)
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_scratch_like_keeps_the_memory_order():
+    x = np.zeros((2, 5, 3, 4)).transpose(0, 3, 1, 2)  # channels-last strides
+    s = workspace.scratch_like("test.like", x)
+    assert s.shape == x.shape and s.dtype == x.dtype
+    assert s.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_batch_norm_and_relu_keep_no_full_size_copy_for_backward():
+    """BatchNorm saves its input (which the graph holds anyway) and ReLU its output,
+    so neither keeps an extra activation-sized array alive until backward."""
+    x = mt.randn(4, 3, 5, 5, requires_grad=True)
+    h = batch_norm(x, None, None, training=True)
+    saved = h._node.ctx.saved_tensors
+    assert saved[0] is x.data and all(a is None or a.size <= 3 for a in saved[1:])
+    y = relu(h)
+    assert y._node.ctx.saved_tensors[0] is y.data

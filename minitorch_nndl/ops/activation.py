@@ -44,18 +44,21 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0.
+
+    x > 0 exactly where y > 0, so the backward reads the mask off the output: the op that
+    consumes y keeps it alive anyway, and saving it costs no memory (a mask would)."""
 
     @staticmethod
     def forward(ctx: Context, x: Any) -> Any:
-        mask = x > 0
-        ctx.save_for_backward(mask)
-        return backend.xp_of(x).maximum(x, x.dtype.type(0))  # not x * mask: -inf * 0 is NaN
+        y = backend.xp_of(x).maximum(x, x.dtype.type(0))  # not x * (x > 0): -inf * 0 is NaN
+        ctx.save_for_backward(y)
+        return y
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        (mask,) = ctx.saved_tensors
-        return (grad * mask,)
+        (y,) = ctx.saved_tensors
+        return (grad * (y > 0),)
 
 
 class LeakyReLU(Function):

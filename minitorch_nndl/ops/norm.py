@@ -32,13 +32,18 @@ from typing import Any
 
 from .. import backend
 from ..autograd import Context, Function
+from ..kernels import workspace
 from ..tensor import Tensor
 
 
 class BatchNorm(Function):
     """y = gamma (x - mu) / sigma + beta per channel.
     Training: dL/dx = gamma/(M sigma) (M g - sum g - xhat sum(g xhat));  eval: dL/dx = gamma g / sigma.
-    Both: dL/dgamma = sum g xhat,  dL/dbeta = sum g."""
+    Both: dL/dgamma = sum g xhat,  dL/dbeta = sum g.
+
+    The forward saves x, mu and 1/sigma, not xhat: x is kept alive anyway (the graph
+    links this op to its input), so xhat = (x - mu) / sigma is recomputed in backward
+    into a reused scratch buffer instead of occupying a whole activation's memory."""
 
     @staticmethod
     def forward(
@@ -59,8 +64,9 @@ class BatchNorm(Function):
         count = x.size // x.shape[1]
         if use_batch_stats:
             mean = x.mean(axis=axes)
-            xhat = x - mean.reshape(shape)
-            var = xp.mean(xhat * xhat, axis=axes)  # biased: this is what normalizes
+            y = x - mean.reshape(shape)  # the centred x, turned into y in place below
+            squares = xp.multiply(y, y, out=workspace.scratch_like("norm.squares", y))
+            var = squares.mean(axis=axes)  # biased: this is what normalizes
             if update_running:
                 unbiased = var * (count / (count - 1))
                 running_mean *= 1 - momentum
@@ -70,35 +76,36 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(x.dtype, copy=False)
             var = running_var.astype(x.dtype, copy=False)
-            xhat = x - mean.reshape(shape)
+            y = x - mean.reshape(shape)
         inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-        xhat *= inv_std.reshape(shape)
-        if weight is not None:
-            y = xhat * weight.reshape(shape)
-        else:
-            y = xhat.copy() if ctx.needs_input_grad else xhat
+        y *= (inv_std if weight is None else inv_std * weight).reshape(shape)  # gamma (x - mu) / sigma
         if bias is not None:
             y += bias.reshape(shape)
         if ctx.needs_input_grad:
-            ctx.save_for_backward(xhat, inv_std, weight)
+            ctx.save_for_backward(x, mean, inv_std, weight)
             ctx.axes, ctx.shape, ctx.count, ctx.batch_stats = axes, shape, count, use_batch_stats
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        xhat, inv_std, weight = ctx.saved_tensors
+        x, mean, inv_std, weight = ctx.saved_tensors
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
+        xp = backend.xp_of(grad)
         dx = dweight = dbias = None
         grad_sum = grad.sum(axis=axes)
-        grad_xhat_sum = (grad * xhat).sum(axis=axes) if (needs[1] or (needs[0] and ctx.batch_stats)) else None
+        grad_xhat_sum = xhat = None
+        if needs[1] or (needs[0] and ctx.batch_stats):
+            xhat = xp.subtract(x, mean.reshape(shape), out=workspace.scratch_like("norm.xhat", x))
+            xhat *= inv_std.reshape(shape)
+            products = xp.multiply(grad, xhat, out=workspace.scratch_like("norm.squares", xhat))
+            grad_xhat_sum = products.sum(axis=axes)
         if needs[0]:
             scale = inv_std if weight is None else weight * inv_std  # gamma / sigma per channel
             if ctx.batch_stats:
                 m = grad.dtype.type(ctx.count)
                 dx = xhat * (grad_xhat_sum / m).reshape(shape)
                 dx += (grad_sum / m).reshape(shape)
-                xp = backend.xp_of(grad)
                 dx = xp.subtract(grad, dx, out=dx)
                 dx *= scale.reshape(shape)
             else:
