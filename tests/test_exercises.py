@@ -228,6 +228,23 @@ def test_a_planted_mistake_fails_with_the_right_report(workspace, mistake):
         assert phrase in report, (phrase, report)
 
 
+def test_fixed_cases_catch_what_a_few_draws_miss(workspace):
+    correct = """
+        a2, b2 = (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
+        g = grad[..., None] if b.ndim == 1 else grad
+        g = np.expand_dims(g, -2) if a.ndim == 1 else g
+        ga = unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        return ga, unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+    """
+    write(workspace, "matmul", correct)
+    assert exercises.check("matmul", workspace, examples=1).passed
+    no_batch_sum = correct.replace("unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape)", "(g @ b2.mT)")
+    write(workspace, "matmul", no_batch_sum)
+    result = exercises.check("matmul", workspace, examples=1)  # one draw: the smallest input, two 1-vectors
+    assert not result.passed
+    assert "  failing input: A: float64 (2, 3), B: float64 (4, 3, 2)" in result.text()
+
+
 def test_grading_a_broken_answer_leaves_the_library_alone(workspace):
     write(workspace, "mul", PLANTED["missing unbroadcast"][1])
     assert not exercises.check("mul", workspace, examples=EXAMPLES).passed

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ..tensor import Tensor
 from ..testing import strategies as hs
 
-__all__ = ["StepCase", "strategy_for"]
+__all__ = ["StepCase", "explicit_cases", "strategy_for"]
 
 SIDE = 4  # the largest side of a drawn shape: gradchecks stay fast
 
@@ -201,3 +201,90 @@ _STRATEGIES: dict[str, Callable[[], st.SearchStrategy]] = {
 def strategy_for(name: str) -> st.SearchStrategy:
     """The strategy of forward arguments (or :class:`StepCase`) for exercise ``name``."""
     return _STRATEGIES[name]()
+
+
+# ------------------------------------------------------------------ explicit cases
+
+
+def _t(shape: tuple[int, ...], seed: int, low: float = -2.0, high: float = 2.0, distinct: bool = False) -> Tensor:
+    """A float64 tensor of fixed values in [low, high] (all distinct, evenly spaced, with ``distinct``)."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    if distinct:
+        values = low + (high - low) * (rng.permutation(size) + 0.5) / size
+    else:
+        values = rng.uniform(low, high, size)
+    return Tensor._wrap(values.reshape(shape))
+
+
+def _binary_cases(low_b: float = -2.0, high_b: float = 2.0, low_a: float = -2.0) -> list[tuple]:
+    shapes_ = [((2, 3), (3,)), ((3,), (2, 3)), ((2, 1), (1, 3)), ((), (2, 2)), ((2, 2), ())]
+    return [(_t(a, 1, low=low_a), _t(b, 2, low_b, high_b)) for a, b in shapes_]
+
+
+def _positive_b_cases() -> list[tuple]:
+    return [(a, Tensor._wrap(np.where(b.data < 0, b.data - 0.5, b.data + 0.5))) for a, b in _binary_cases()]
+
+
+def _explicit() -> dict[str, Callable[[], list]]:
+    """The inputs every answer must get right: broadcasting both ways, batches, overlaps, every reduction."""
+    conv_a = dict(x=(2, 2, 5, 5), w=(3, 2, 3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))
+    conv_b = dict(x=(1, 2, 5, 6), w=(2, 2, 2, 3), stride=(1, 1), padding=(0, 1), dilation=(2, 1))
+    ce = [(_t((4, 3), 3), Tensor._wrap(np.array([0, 2, 1, 2])), r, 0.1) for r in ("mean", "sum", "none")]
+    sgd = {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.05}
+    adam = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.05}
+
+    def steps(shape: tuple[int, ...], hyper: dict) -> StepCase:
+        return StepCase(_t(shape, 4).data, tuple(_t(shape, 5 + k).data for k in range(3)), hyper)
+
+    def conv(c: dict, bias: bool) -> tuple:
+        b = _t((c["w"][0],), 6) if bias else None
+        return _t(c["x"], 7), _t(c["w"], 8), b, c["stride"], c["padding"], c["dilation"], 1
+
+    def bn(shape: tuple[int, ...], affine: bool, update: bool) -> tuple:
+        c = shape[1]
+        gamma, beta = (_t((c,), 9, 0.5, 2.0), _t((c,), 10)) if affine else (None, None)
+        running = (Tensor._wrap(np.zeros(c)), Tensor._wrap(np.ones(c))) if update else (None, None)
+        return (_t(shape, 11, distinct=True), gamma, beta, *running, True, update, 0.1, 1e-5)
+
+    reductions = [((2, 3, 4), (0, 2), False), ((2, 3, 4), (1,), True), ((2, 3), (), False), ((2, 3), (0, 1), False)]
+    return {
+        "unbroadcast": lambda: [(_t((3, 1), 1), (2, 3, 4)), (_t((), 1), (2, 3)), (_t((1, 3), 1), (1, 3))],
+        "mul": _binary_cases,
+        "div": _positive_b_cases,
+        "pow": lambda: _binary_cases(low_a=0.5),
+        "exp": lambda: [(_t((2, 3), 1),)],
+        "log": lambda: [(_t((2, 3), 1, 0.2, 3.0),)],
+        "sum": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
+        "mean": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
+        "matmul": lambda: [
+            (_t(a, 1), _t(b, 2))
+            for a, b in [
+                ((3,), (3, 2)),
+                ((2, 3), (3,)),
+                ((2, 3), (4, 3, 2)),
+                ((4, 2, 3), (3, 2)),
+                ((2, 1, 2, 3), (4, 3, 2)),
+            ]
+        ],
+        "relu": lambda: [(Tensor._wrap(np.array([[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]])),)],
+        "softmax": lambda: [(_t((2, 3, 4), 1), 1), (_t((3, 4), 1), 0)],
+        "log_softmax": lambda: [(_t((2, 3, 4), 1), 1), (_t((3, 4), 1), 0)],
+        "cross_entropy": lambda: ce,
+        "im2col": lambda: [
+            (_t(c["x"], 7), c["w"][2:], c["stride"], c["padding"], c["dilation"]) for c in (conv_a, conv_b)
+        ],
+        "conv2d": lambda: [conv(conv_a, True), conv(conv_b, False)],
+        "max_pool2d": lambda: [
+            (_t((2, 2, 5, 5), 12, distinct=True), (3, 3), (1, 1), (1, 1), (5, 5)),
+            (_t((2, 2, 5, 5), 12, distinct=True), (2, 2), (2, 2), (0, 0), (2, 2)),
+        ],
+        "batch_norm": lambda: [bn((4, 3), True, False), bn((2, 3, 2, 2), True, True), bn((5, 2), False, False)],
+        "sgd_momentum": lambda: [steps((3,), sgd)],
+        "adam": lambda: [steps((2, 2), adam)],
+    }
+
+
+def explicit_cases(name: str) -> list:
+    """Fixed inputs for exercise ``name``, checked after the drawn ones: the cases the usual mistakes get wrong."""
+    return _explicit()[name]()

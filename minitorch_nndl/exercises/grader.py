@@ -46,7 +46,8 @@ class Finding:
 
     kind: str  # "not implemented", "error", "count", "missing", "shape", "dtype", "values", "forward", ...
     lines: list[str]
-    example: str = ""  # the drawn input it happened on
+    example: str = ""  # the input it happened on
+    shrunk: bool = True  # drawn and shrunk by Hypothesis (False: one of the explicit cases)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Result:
         if self.stages:
             lines.append("  passed so far: " + "; ".join(self.stages))
         if f.example and f.kind != "not implemented":
-            lines.append(f"  smallest failing input: {f.example}")
+            lines.append(f"  {'smallest failing' if f.shrunk else 'failing'} input: {f.example}")
         lines += [f"  {line}" for line in f.lines]
         hint = _hint(ex, f)
         if hint:
@@ -116,8 +117,11 @@ class _FoundError(Exception):
         self.finding = finding
 
 
-def _search(strategy: Any, test: Callable[[Any], Finding | None], max_examples: int) -> Finding | None:
-    """Run ``test`` on up to ``max_examples`` drawn inputs; the (shrunk) first Finding, or None."""
+def _search(strategy: Any, test: Callable[[Any], Finding | None], max_examples: int, explicit: list) -> Finding | None:
+    """Run ``test`` on up to ``max_examples`` drawn inputs, then on the ``explicit`` ones; the first Finding, or None.
+
+    A Finding on a drawn input is shrunk by Hypothesis to the smallest input that still fails.
+    """
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 
     @settings(
@@ -140,6 +144,11 @@ def _search(strategy: Any, test: Callable[[Any], Finding | None], max_examples: 
         run()
     except _FoundError as found:
         return found.finding
+    for case in explicit:
+        finding = test(case)
+        if finding is not None:
+            finding.shrunk = False
+            return finding
     return None
 
 
@@ -359,9 +368,9 @@ E2E_STAGE = f"tiny CNN: {tiny_cnn.STEPS} training steps agree with ours"
 
 
 def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples: int, student_dir: Path | None) -> None:
-    from .draws import strategy_for
+    from .draws import explicit_cases, strategy_for
 
-    strategy = strategy_for(ex.name)
+    strategy, explicit = strategy_for(ex.name), explicit_cases(ex.name)
 
     def against_ours(inputs: tuple) -> Finding | None:
         finding = compare_op(ex, candidate, inputs, student_dir)
@@ -380,7 +389,7 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
         (toolkit, f"check_op (float64 gradcheck, float32, strided layouts, no mutation) on {examples}"),
     )
     for test, passed in stages:
-        result.finding = _search(strategy, test, examples)
+        result.finding = _search(strategy, test, examples, explicit)
         if result.finding is not None:
             return
         result.stages.append(passed)
@@ -427,7 +436,7 @@ def compare_steps(ex: Exercise, candidate: Callable, case: Any, student_dir: Pat
 def _grade_optimizer(
     ex: Exercise, candidate: Callable, result: Result, examples: int, student_dir: Path | None
 ) -> None:
-    from .draws import strategy_for
+    from .draws import explicit_cases, strategy_for
 
     def against_ours(case: Any) -> Finding | None:
         finding = compare_steps(ex, candidate, case, student_dir)
@@ -435,7 +444,7 @@ def _grade_optimizer(
             finding.example = case.describe()
         return finding
 
-    result.finding = _search(strategy_for(ex.name), against_ours, examples)
+    result.finding = _search(strategy_for(ex.name), against_ours, examples, explicit_cases(ex.name))
     if result.finding is not None:
         return
     result.stages.append(f"parameters and state equal ours after every step, on {examples} drawn cases")
