@@ -1,23 +1,33 @@
-"""ResNet18 (CIFAR stem, 10 classes) throughput: minitorch_nndl vs PyTorch, on the CPU or a GPU.
+"""ResNet18 (CIFAR stem, 10 classes) throughput and memory: minitorch_nndl vs PyTorch, CPU or GPU.
 
-Measures, for each batch size:
+For each batch size (default 128 and 32) and each framework:
 
 * train: forward + cross-entropy + backward + SGD update (momentum 0.9, weight decay 5e-4)
 * eval:  forward in eval mode without a graph
+* memory: the peak resident memory (RSS) of the process after its training steps, and
+  how much of it the steps added above the process with its model built (on a GPU:
+  the peak GPU memory, ours as CuPy's pool holds it, PyTorch's reserved and allocated)
 
-and prints images/s for each framework and the ratio (PyTorch / ours).  PyTorch is used
-only when importable, with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
-NumPy uses its BLAS's own threads (set ``OMP_NUM_THREADS`` etc. to change them).
+Every measurement runs in a fresh subprocess (so one framework's memory never inflates
+the other's, and each starts cold), and the frameworks alternate: with ``--repeats 2``
+(the default) the order is ours, PyTorch, then PyTorch, ours, so load from elsewhere
+hits both; the table gives the median over the repeats and the ratio ours / PyTorch
+(above 1: ours is faster or, for memory, larger).  The header names the CPU, the BLAS
+NumPy uses and the OpenBLAS kernels it picked (``OPENBLAS_CORETYPE`` in the
+environment forces a kernel family: it is printed, because it can halve the GEMM speed).
 
-With ``--device cuda`` ours runs on CuPy (our im2col kernels + cuBLAS) and PyTorch on its
-own CUDA kernels (cuDNN), each timed with a device sync, and the peak GPU memory of the
-training steps is printed too (ours: what CuPy's memory pool holds; PyTorch: its peak
-reserved memory).  ``--precision fp32`` (the default) keeps every matmul and convolution
-in true float32 on both sides (PyTorch's cuDNN would otherwise use TF32 for convolutions);
-``--precision tf32`` lets both use TF32 tensor cores (``CUPY_TF32=1`` for CuPy, which
-must be set before CuPy is imported: this script sets it itself).
+PyTorch runs with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
+NumPy's BLAS uses its own threads and ours its copy threads
+(``minitorch_nndl.kernels.parallel``).  Ours calls
+``minitorch_nndl.backend.reuse_freed_memory()`` (glibc keeps freed memory for the next
+step) unless ``--no-reuse-freed-memory``.
 
-    python3 benchmarks/bench_resnet18.py --batch-sizes 128 32 --steps 3 --warmup 1
+With ``--device cuda`` ours runs on CuPy and PyTorch on its own CUDA kernels (cuDNN), each
+timed with a device sync.  ``--precision fp32`` (the default) keeps every matmul and
+convolution in true float32 on both sides; ``--precision tf32`` lets both use TF32
+tensor cores (``CUPY_TF32=1`` for CuPy, set by this script before CuPy is imported).
+
+    python3 benchmarks/bench_resnet18.py --batch-sizes 128 32 --steps 3
     python3 benchmarks/bench_resnet18.py --device cuda --batch-sizes 256 128 --steps 20
     python3 benchmarks/bench_resnet18.py --device cuda --precision tf32 --batch-sizes 256 128
 """
@@ -25,8 +35,14 @@ must be set before CuPy is imported: this script sets it itself).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import os
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,31 +66,41 @@ def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], No
     return (time.perf_counter() - start) / steps
 
 
-def _throughput(
+def _rss_bytes() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in bytes (Linux: /proc; else the peak twice)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"), peak
+    except OSError:
+        return peak, peak
+
+
+def _measure(
     model: Any,
     train_step: Callable[[], None],
     eval_step: Callable[[], None],
     batch: int,
-    steps: int,
-    warmup: int,
+    args: argparse.Namespace,
     sync: Callable[[], None],
-) -> tuple[float, float]:
-    """(train, eval) images/s of one framework's model (both have train()/eval())."""
+) -> dict[str, float]:
+    """Images/s of training and evaluation, and the memory the training steps needed."""
+    before, _ = _rss_bytes()  # the process with its framework, model, optimizer and batch
     model.train()
-    train = _time(train_step, steps, warmup, sync)
+    train = _time(train_step, args.steps, args.warmup, sync)
+    _, peak = _rss_bytes()
     model.eval()
-    evaluation = _time(eval_step, steps, warmup, sync)
-    return batch / train, batch / evaluation
-
-
-def _gib(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.2f} GiB"
+    evaluation = _time(eval_step, args.steps, args.warmup, sync)
+    return {"train": batch / train, "eval": batch / evaluation, "peak_rss": peak, "step_rss": peak - before}
 
 
 # ------------------------------------------------------------------ minitorch_nndl
 
 
-def bench_ours(batch: int, steps: int, warmup: int, device: str) -> tuple[float, float]:
+def bench_ours(batch: int, args: argparse.Namespace) -> dict[str, float]:
+    if not args.no_reuse_freed_memory:
+        mt.backend.reuse_freed_memory()
+    device = mt.backend.normalize_device(args.device)
     mt.manual_seed(0)
     model = models.resnet18(device=device)
     rng = np.random.default_rng(0)
@@ -93,17 +119,10 @@ def bench_ours(batch: int, steps: int, warmup: int, device: str) -> tuple[float,
         with mt.no_grad():
             model(x)
 
-    return _throughput(model, train_step, eval_step, batch, steps, warmup, sync)
-
-
-def ours_peak_memory() -> float:
-    """Bytes CuPy's memory pool holds: it keeps every block it ever needed, so after the
-    steps this is their peak (freed blocks are reused, not returned)."""
-    return float(mt.backend.xp_for("cuda:0").get_default_memory_pool().total_bytes())
-
-
-def ours_reset_memory() -> None:
-    mt.backend.xp_for("cuda:0").get_default_memory_pool().free_all_blocks()
+    result = _measure(model, train_step, eval_step, batch, args, sync)
+    if device != "cpu":  # CuPy's pool keeps every block it needed: its size is the peak
+        result["gpu"] = float(mt.backend.xp_for(device).get_default_memory_pool().total_bytes())
+    return result
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -140,14 +159,27 @@ def _torch_resnet18_cifar(torch: Any) -> Any:
     return tnn.Sequential(*layers)
 
 
-def bench_torch(torch: Any, batch: int, steps: int, warmup: int, device: str) -> tuple[float, float]:
+def _import_torch(args: argparse.Namespace) -> Any:
+    import torch  # noqa: PLC0415  (only in the PyTorch subprocess)
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    if args.device != "cpu":
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.benchmark = True
+    return torch
+
+
+def bench_torch(batch: int, args: argparse.Namespace) -> dict[str, float]:
+    torch = _import_torch(args)
+    device = "cuda" if args.device.startswith("cuda") else "cpu"
     torch.manual_seed(0)
     model = _torch_resnet18_cifar(torch).to(device)
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     criterion = torch.nn.CrossEntropyLoss()
-    sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
 
     def train_step() -> None:
         opt.zero_grad()
@@ -158,10 +190,83 @@ def bench_torch(torch: Any, batch: int, steps: int, warmup: int, device: str) ->
         with torch.no_grad():
             model(x)
 
-    return _throughput(model, train_step, eval_step, batch, steps, warmup, sync)
+    result = _measure(model, train_step, eval_step, batch, args, sync)
+    if device == "cuda":
+        result["gpu"] = float(torch.cuda.max_memory_reserved())
+        result["gpu_allocated"] = float(torch.cuda.max_memory_allocated())
+    result["threads"] = torch.get_num_threads()
+    result["version"] = torch.__version__
+    return result
+
+
+# ------------------------------------------------------------------ the machine
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numpy_blas() -> str:
+    """NumPy's BLAS, its version and (OpenBLAS) the kernels it chose at run time."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # an older NumPy without mode="dicts"
+        return "unknown BLAS"
+    for line in open("/proc/self/maps") if os.path.exists("/proc/self/maps") else ():
+        if "openblas" in line.lower() and ".so" in line:
+            library = ctypes.CDLL(line.split()[-1])
+            for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+                corename = getattr(library, name, None)
+                if corename is not None:
+                    corename.restype = ctypes.c_char_p
+                    text += f", {corename().decode()} kernels"
+                    break
+            break
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        text += f" (forced by OPENBLAS_CORETYPE={coretype})"
+    return text
 
 
 # ------------------------------------------------------------------ main
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """One framework at one batch size, in this (sub)process: one JSON line on stdout."""
+    bench = bench_ours if args.worker == "ours" else bench_torch
+    print(json.dumps(bench(args.worker_batch, args)), flush=True)
+
+
+def _run_worker(framework: str, batch: int, argv: list[str]) -> dict[str, float] | None:
+    command = [sys.executable, os.path.abspath(__file__), *argv, "--worker", framework, "--worker-batch", str(batch)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"  {framework} at batch {batch} failed:\n{done.stderr.strip()[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB"
+
+
+def _median(results: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in results)
+
+
+def _row(label: str, ours: float, theirs: float | None, unit: Callable[[float], str]) -> str:
+    line = f"{label:<34} {unit(ours):>16}"
+    if theirs is not None:
+        line += f" {unit(theirs):>16} {ours / theirs:>12.2f}"
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,70 +274,91 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
+    parser.add_argument("--repeats", type=int, default=2, help="subprocesses per framework and batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ours on CuPy, PyTorch on CUDA)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     parser.add_argument(
+        "--no-reuse-freed-memory", action="store_true", help="leave glibc's malloc settings alone in ours"
+    )
+    parser.add_argument(
         "--precision", choices=("fp32", "tf32"), default="fp32", help="GPU matmul/conv precision (default fp32)"
     )
+    parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0:
-        raise SystemExit("error: --batch-sizes and --steps must be >= 1, --warmup >= 0")
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.repeats < 1:
+        raise SystemExit("error: --batch-sizes, --steps and --repeats must be >= 1, --warmup >= 0")
     if args.precision == "tf32":
         os.environ["CUPY_TF32"] = "1"  # read by CuPy when it is imported, which has not happened yet
+    if args.worker:
+        _worker(args)
+        return
     try:
         device = mt.backend.normalize_device(args.device)
     except (RuntimeError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     on_gpu = device != "cpu"
-
-    torch = None
-    if not args.no_torch:
+    use_torch = not args.no_torch
+    if use_torch:
         try:
-            import torch
+            import torch  # noqa: PLC0415  (only to see that it is there; it runs in subprocesses)
 
-            torch.set_num_threads(os.cpu_count() or 1)
             if on_gpu and not torch.cuda.is_available():
                 print("note: this PyTorch has no CUDA; timing ours alone")
-                torch = None
+                use_torch = False
         except ImportError:
-            torch = None
-    if torch is not None and on_gpu:
-        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
-        torch.backends.cudnn.benchmark = True
-    info = f"ResNet18-CIFAR on {device}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    info += f", numpy {np.__version__}"
+            use_torch = False
+    worker_argv = [
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--device={args.device}",
+        f"--precision={args.precision}",
+    ]
+    if args.no_reuse_freed_memory:
+        worker_argv.append("--no-reuse-freed-memory")
+
+    print(f"ResNet18-CIFAR on {device}: {cpu_model()}, {os.cpu_count()} CPUs")
+    print(f"numpy {np.__version__} with {numpy_blas()}")
     if on_gpu:
-        info += f", cupy {mt.backend.xp_for(device).__version__}, {args.precision}"
-    if torch is not None:
-        info += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    print(info)
-    print(f"steps={args.steps} warmup={args.warmup}; images/s (higher is better)\n")
-    header = f"{'batch':>5}  {'mode':<5}  {'minitorch_nndl':>14}"
-    if torch is not None:
-        header += f"  {'pytorch':>10}  {'torch/ours':>10}"
+        print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
+    print(f"steps={args.steps} warmup={args.warmup} repeats={args.repeats} (median; each a fresh subprocess)")
+    frameworks = ["ours", "torch"] if use_torch else ["ours"]
+    results: dict[tuple[str, int], list[dict[str, float]]] = {(f, b): [] for f in frameworks for b in args.batch_sizes}
+    for repeat in range(args.repeats):
+        order = frameworks if repeat % 2 == 0 else frameworks[::-1]
+        for batch in args.batch_sizes:
+            for framework in order:
+                result = _run_worker(framework, batch, worker_argv)
+                if result is not None:
+                    results[(framework, batch)].append(result)
+    torch_info = next((r for (f, _), rs in results.items() if f == "torch" for r in rs), None)
+    if torch_info is not None:
+        print(f"torch {torch_info['version']} ({int(torch_info['threads'])} threads)")
+    print()
+    header = f"{'ResNet18-CIFAR':<34} {'minitorch_nndl':>16}"
+    if use_torch:
+        header += f" {'PyTorch':>16} {'ours/PyTorch':>12}"
     print(header)
+    per_second = lambda v: f"{v:.1f} img/s"  # noqa: E731
     for batch in args.batch_sizes:
+        ours = results[("ours", batch)]
+        theirs = results[("torch", batch)] if use_torch else []
+        if not ours:
+            continue
+        rows = [("train", per_second), ("eval", per_second), ("peak_rss", _gib), ("step_rss", _gib)]
         if on_gpu:
-            ours_reset_memory()
-        ours = bench_ours(batch, args.steps, args.warmup, device)
-        memory = f"peak GPU memory, train+eval at batch {batch}: ours {_gib(ours_peak_memory())}" if on_gpu else ""
-        ref = None
-        if torch is not None:
-            if on_gpu:
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            ref = bench_torch(torch, batch, args.steps, args.warmup, device)
-            if on_gpu:
-                memory += f", pytorch {_gib(torch.cuda.max_memory_reserved())} reserved"
-                memory += f" ({_gib(torch.cuda.max_memory_allocated())} allocated)"
-        for i, mode in enumerate(("train", "eval")):
-            line = f"{batch:>5}  {mode:<5}  {ours[i]:>14.1f}"
-            if ref is not None:
-                line += f"  {ref[i]:>10.1f}  {ref[i] / ours[i]:>10.2f}"
-            print(line, flush=True)
-        if memory:
-            print(f"       {memory}", flush=True)
+            rows.append(("gpu", _gib))
+        labels = {
+            "train": f"train, batch {batch}",
+            "eval": f"eval, batch {batch}",
+            "peak_rss": f"peak RSS of training, batch {batch}",
+            "step_rss": "  of which the steps added",
+            "gpu": f"peak GPU memory, batch {batch}",
+        }
+        for key, unit in rows:
+            print(_row(labels[key], _median(ours, key), _median(theirs, key) if theirs else None, unit), flush=True)
+        if on_gpu and theirs:
+            print(f"{'  PyTorch allocated (of reserved)':<34} {'':>16} {_gib(_median(theirs, 'gpu_allocated')):>16}")
 
 
 if __name__ == "__main__":

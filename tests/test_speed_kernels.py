@@ -134,3 +134,9 @@ def test_batch_norm_and_relu_keep_no_full_size_copy_for_backward():
     assert saved[0] is x.data and all(a is None or a.size <= 3 for a in saved[1:])
     y = relu(h)
     assert y._node.ctx.saved_tensors[0] is y.data
+
+
+def test_reuse_freed_memory_is_opt_in_and_reversible():
+    applied = mt.backend.reuse_freed_memory()
+    assert isinstance(applied, bool)
+    assert mt.backend.reuse_freed_memory(False) == applied  # glibc's defaults back
