@@ -258,7 +258,33 @@ def worker_trainer(out: Path) -> None:
     np.savez(out / f"rank{w.rank}.npz", status=[first.status, resumed.status], params=params, dev_acc=dev_acc)
 
 
+def worker_interrupt(out: Path) -> None:
+    """Ctrl-C on rank 1 only, in the middle of epoch 1; then a resume: the same weights as a run never stopped."""
+    from minitorch_nndl import distributed as dist
+
+    w = dist.init()
+    straight, train, dev = trainer_setup(out / "straight", w.size, w.rank)
+    straight.fit(train, dev, epochs=2)
+
+    def ctrl_c_on_rank_1(trainer) -> None:
+        if w.rank == 1 and trainer.global_step == 3:
+            trainer._guard.stop_requested = True  # what the SIGINT handler does
+
+    stopped, train, dev = trainer_setup(out / "stopped", w.size, w.rank)
+    stopped.callbacks.append(ctrl_c_on_rank_1)
+    first = stopped.fit(train, dev, epochs=2)
+    again, train, dev = trainer_setup(out / "stopped", w.size, w.rank)
+    again.fit(train, dev, epochs=2, resume=out / "stopped" / "last.npz")
+    res = {"status": first.status, "step": first.step}
+    for name, t in (("straight", straight), ("resumed", again)):
+        res[f"{name}_params"] = np.concatenate([p.data.ravel() for p in t.model.parameters()])
+        res[f"{name}_train_loss"] = [row["train_loss"] for row in t.history.epochs]
+        res[f"{name}_train_acc"] = [row["train_acc"] for row in t.history.epochs]
+    np.savez(out / f"rank{w.rank}.npz", **res)
+
+
 WORKERS = {
+    "interrupt": worker_interrupt,
     "ddp": worker_ddp,
     "collectives": worker_collectives,
     "raise": worker_raise,
@@ -392,6 +418,17 @@ def test_trainer_on_two_ranks_writes_once_evaluates_the_whole_dev_set_and_resume
 
     result = trainer.evaluate(DataLoader(TensorDataset(*classes_data()[:2]), 41))
     assert result["acc"] == ranks[0]["dev_acc"][-1]
+
+
+@needs_mpi
+def test_ctrl_c_on_one_rank_stops_all_at_the_same_step_and_the_resume_is_exact(tmp_path):
+    ranks = run_worker("interrupt", tmp_path)
+    for res in ranks:
+        assert str(res["status"]) == "interrupted" and int(res["step"]) == 3  # both ranks, after step 3
+        np.testing.assert_array_equal(res["resumed_params"], res["straight_params"])  # bit-identical on the CPU
+        np.testing.assert_allclose(res["resumed_train_loss"], res["straight_train_loss"], rtol=1e-6)
+        np.testing.assert_array_equal(res["resumed_train_acc"], res["straight_train_acc"])  # every rank's samples
+    assert (tmp_path / "stopped" / "last.npz").exists()
 
 
 if __name__ == "__main__":  # one rank of a launched test: WORKER OUT
