@@ -286,10 +286,9 @@ def _draw_test_report(trainer: Any, res: dict[str, Any], test_ds: Any, classes: 
 
 def plot_training(history: Any, out: Path, cfg: dict[str, Any]) -> None:
     """``curves.png`` (loss and accuracy per epoch) and ``lr.png`` (the learning rate per step) in ``out``."""
-    from . import plots  # noqa: PLC0415
-
-    if not data_parallel.is_main():
+    if not data_parallel.is_main():  # (before importing matplotlib: the other ranks never draw)
         return
+    from . import plots  # noqa: PLC0415
 
     title = f"{cfg['arch']} on {cfg['dataset']} ({cfg['recipe']} recipe)"
     if cfg.get("label_smoothing"):  # otherwise the reader wonders why train loss sits above test loss
