@@ -216,3 +216,14 @@ def test_buckets_group_by_dtype_and_respect_the_cap():
     assert all(len({t.dtype for t in b}) == 1 for b in buckets)
     with pytest.raises(ValueError, match="bucket_cap_mb"):
         dist.DistributedDataParallel(nn.Linear(2, 2), bucket_cap_mb=0)
+
+
+def test_cupy_without_an_nccl_library_is_one_clear_error(monkeypatch):
+    import fakecuda
+
+    from minitorch_nndl.distributed import nccl
+
+    with fakecuda.activated():
+        monkeypatch.setattr(sys.modules["cupy.cuda.nccl"], "available", False)  # as CuPy sets it then
+        with pytest.raises(RuntimeError, match=r"could not load the NCCL library.*backend=\"mpi\""):
+            nccl._nccl()

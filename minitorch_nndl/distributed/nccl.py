@@ -32,6 +32,11 @@ def _nccl() -> Any:
             f"distributed: CUDA collectives need CuPy's NCCL (cupy.cuda.nccl), which failed to import: {err}. "
             'Install CuPy with "python3 -m pip install -e .[cuda]", or use init(backend="mpi") to go through the host'
         ) from None
+    if not getattr(nccl, "available", False):  # CuPy imported, but found no NCCL library to load
+        raise RuntimeError(
+            "distributed: CuPy could not load the NCCL library (the nvidia-nccl-cu12 / -cu13 wheels provide it; "
+            'see CuPy\'s installation guide), or use init(backend="mpi") to send CUDA arrays through the host'
+        )
     return nccl
 
 
