@@ -169,10 +169,12 @@ def test_correct_answers_pass(workspace, name):
     write(workspace, name, CORRECT[name])
     result = exercises.check(name, workspace, examples=EXAMPLES)
     assert result.passed, result.text()
-    assert result.text().startswith(f"{name}: passed ({workspace / name}.py)")
+    assert result.text().startswith(f"{name}: passed ({workspace / name}.py): ")
 
 
-PLANTED = {  # mistake -> (exercise, code, failure kind, what the report must say)
+# mistake -> (exercise, code, failure kind, what the report must say).  Hypothesis may find a mistake among
+# its draws (and shrink it) or leave it to the fixed cases; the kind is the same either way, except where noted.
+PLANTED = {
     "missing unbroadcast": (
         "mul",
         "return grad * b, grad * a",
@@ -207,7 +209,7 @@ PLANTED = {  # mistake -> (exercise, code, failure kind, what the report must sa
     "momentum buffer starts at zero": (
         "sgd_momentum",
         CORRECT["sgd_momentum"].replace("g if buf is None else", "(1 - momentum) * g if buf is None else"),
-        "factor",  # shrunk to param = 0, where the whole step is half ours
+        ("factor", "values"),  # shrunk to param = 0 the whole step is half ours; the fixed case has param != 0
         ["param after step 1, element", "expected", "got", "buf = g on the first step"],
     ),
 }
@@ -220,9 +222,10 @@ def test_a_planted_mistake_fails_with_the_right_report(workspace, mistake):
     result = exercises.check(name, workspace, examples=EXAMPLES)
     report = result.text()
     assert not result.passed
-    assert result.finding.kind == kind, report
-    assert report.startswith(f"{name}: FAILED ({kind}) in {workspace / name}.py")
-    assert "smallest failing input: " in report
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    assert result.finding.kind in kinds, report
+    assert report.startswith(f"{name}: FAILED ({result.finding.kind}) in {workspace / name}.py")
+    assert "failing input: " in report
     assert f"explained in: {exercises.exercise(name).chapter}" in report
     for phrase in phrases:
         assert phrase in report, (phrase, report)

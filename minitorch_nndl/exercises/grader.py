@@ -167,6 +167,10 @@ def describe_inputs(ex: Exercise, inputs: tuple) -> str:
     return ", ".join(f"{name}: {_describe_value(v)}" for name, v in zip(ex.input_names, inputs))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _fmt(index: tuple) -> str:
     return "(" + ", ".join(str(int(i)) for i in index) + ("," if len(index) == 1 else "") + ")"
 
@@ -371,6 +375,7 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
     from .draws import explicit_cases, strategy_for
 
     strategy, explicit = strategy_for(ex.name), explicit_cases(ex.name)
+    fixed = _count(len(explicit), "fixed one")
 
     def against_ours(inputs: tuple) -> Finding | None:
         finding = compare_op(ex, candidate, inputs, student_dir)
@@ -385,8 +390,8 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
         return finding
 
     stages = (
-        (against_ours, f"output and gradients equal ours on {examples} drawn inputs"),
-        (toolkit, f"check_op (float64 gradcheck, float32, strided layouts, no mutation) on {examples}"),
+        (against_ours, f"output and gradients equal ours on {_count(examples, 'drawn input')} and {fixed}"),
+        (toolkit, "check_op (float64 gradcheck, float32, strided layouts, no mutation) on the same"),
     )
     for test, passed in stages:
         result.finding = _search(strategy, test, examples, explicit)
@@ -447,7 +452,8 @@ def _grade_optimizer(
     result.finding = _search(strategy_for(ex.name), against_ours, examples, explicit_cases(ex.name))
     if result.finding is not None:
         return
-    result.stages.append(f"parameters and state equal ours after every step, on {examples} drawn cases")
+    cases = f"{_count(examples, 'drawn case')} and {_count(len(explicit_cases(ex.name)), 'fixed one')}"
+    result.stages.append(f"parameters and state equal ours after every step, on {cases}")
     kind = "adam" if ex.name == "adam" else "sgd"
 
     def yours() -> tiny_cnn.Trajectory:
