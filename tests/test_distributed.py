@@ -283,7 +283,20 @@ def worker_interrupt(out: Path) -> None:
     np.savez(out / f"rank{w.rank}.npz", **res)
 
 
+def worker_fails_alone(out: Path) -> None:
+    """A program's error on rank 1 only (its exit status 1) while rank 0 waits in a collective."""
+    from minitorch_nndl import distributed as dist
+    from minitorch_nndl.train import data_parallel
+
+    r = dist.init().rank
+    if r == 1:
+        sys.exit(data_parallel.exit_status(1, wait_seconds=1.0))
+    dist.all_reduce(np.ones(2))  # never completes: rank 1 is not coming
+    (out / "rank0-finished").write_text("rank 0 got past the collective")
+
+
 WORKERS = {
+    "fails_alone": worker_fails_alone,
     "interrupt": worker_interrupt,
     "ddp": worker_ddp,
     "collectives": worker_collectives,
@@ -366,6 +379,15 @@ def test_a_rank_that_raises_ends_every_rank_with_an_error_not_a_hang(tmp_path):
     code, text = launch([str(Path(__file__)), "raise", str(tmp_path)], timeout=60)
     assert code != 0
     assert "boom on rank 1" in text and "rank 1 of 2 failed (RuntimeError); aborting all ranks" in text
+    assert not (tmp_path / "rank0-finished").exists()
+    assert time.perf_counter() - start < 30
+
+
+@needs_mpi
+def test_a_program_that_fails_on_one_rank_ends_the_job(tmp_path):
+    start = time.perf_counter()
+    code, text = launch([str(Path(__file__)), "fails_alone", str(tmp_path)], timeout=60)
+    assert code != 0 and "rank 1: exit status 1; the other ranks did not finish: ending the job" in text
     assert not (tmp_path / "rank0-finished").exists()
     assert time.perf_counter() - start < 30
 
