@@ -465,3 +465,30 @@ def test_split_weight_decay() -> None:
     assert len(split_weight_decay(Tiny(), 0.1)) == 1  # the empty exempt group is left out
     with pytest.raises(TypeError, match="pairs"):
         split_weight_decay([named[0][1]], 0.1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: SGD(p, lr=0.1, momentum=0.5, weight_decay=0.05),
+        lambda p: SGD(p, lr=0.1, momentum=0.5, nesterov=True),
+        lambda p: Adam(p, lr=0.1, weight_decay=0.05, amsgrad=True),
+        lambda p: AdamW(p, lr=0.1),
+    ],
+    ids=["sgd-momentum-wd", "sgd-nesterov", "adam-amsgrad-l2", "adamw"],
+)
+def test_a_0d_parameter_steps_as_its_1_element_twin(make, device) -> None:
+    """A scalar parameter (shape ``()``) follows the same trajectory as shape ``(1,)``: its momentum
+    and moment buffers stay arrays updated in place, not NumPy scalars that drop the state."""
+    trajectories = []
+    for shape in ((), (1,)):
+        p = mt.full(shape, 1.0, device=device, requires_grad=True)
+        opt = make([p])
+        for _ in range(3):
+            opt.zero_grad()
+            (p * p).sum().backward()
+            opt.step()
+        assert p.shape == shape and p.dtype == np.float32
+        assert all(getattr(b, "shape", None) == shape for k, b in opt.state[p].items() if k != "step")
+        trajectories.append(float(p.numpy().reshape(-1)[0]))
+    assert trajectories[0] == trajectories[1]

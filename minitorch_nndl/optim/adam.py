@@ -120,7 +120,8 @@ class Adam(Optimizer):
                 step_size = lr / (1.0 - beta1**t)
                 bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
 
-                denom = xp.sqrt(v_hat)  # the one temporary: sqrt(v)/sqrt(bc2) + eps, then m/denom
+                # the one temporary: sqrt(v)/sqrt(bc2) + eps, then m/denom (an array even for a 0-d v)
+                denom = xp.sqrt(v_hat, out=xp.empty_like(v_hat))
                 denom /= bias_correction2_sqrt
                 denom += eps
                 xp.divide(m, denom, out=denom)

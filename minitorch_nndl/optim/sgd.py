@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import backend
 from .optimizer import Optimizer, ParamsT
 
 
@@ -78,8 +79,8 @@ class SGD(Optimizer):
                 if momentum != 0:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = g.copy()
+                    if buf is None:  # a copy as an array: g of a 0-d parameter may be a NumPy scalar
+                        buf = backend.xp_of(p.data).array(g, dtype=p.data.dtype)
                         state["momentum_buffer"] = buf
                     else:
                         buf *= momentum
