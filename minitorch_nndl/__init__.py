@@ -11,12 +11,13 @@ The public API at a glance::
          softmax log_softmax matmul reshape flatten transpose permute squeeze
          unsqueeze expand broadcast_to concatenate (cat) stack pad clone
     axis=/keepdims= or PyTorch's dim=/keepdim=: every op that takes an axis accepts both
-    nn, optim, data, models, train, viz, testing   (subpackages)
+    nn, optim, data, models, distributed, train, viz, testing, exercises   (subpackages)
 """
 
-# Subpackages. `train`, `viz` and `testing` load on first use (see __getattr__ below):
-# they pull in matplotlib / hypothesis, which `import minitorch_nndl` should not pay for.
-from . import cuda, data, models, nn, optim
+# Subpackages. `train`, `viz`, `testing` and `exercises` load on first use (see __getattr__
+# below): they pull in matplotlib / hypothesis, which `import minitorch_nndl` should not pay for.
+# `distributed` imports mpi4py only when a launch needs it.
+from . import cuda, data, distributed, models, nn, optim
 from .autograd import Function
 from .backend import bool_, float16, float32, float64, int32, int64, manual_seed, uint8
 from .factories import (
@@ -76,7 +77,7 @@ from .tensor import Tensor
 
 __version__ = "0.1.0"
 
-_LAZY_SUBPACKAGES = ("train", "viz", "testing")
+_LAZY_SUBPACKAGES = ("train", "viz", "testing", "exercises")
 
 
 def __getattr__(name: str) -> object:

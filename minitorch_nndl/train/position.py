@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["Position", "rng_state", "set_rng_state", "loader_state"]
+__all__ = ["Position", "PositionField", "rng_state", "set_rng_state", "loader_state"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -145,3 +145,16 @@ class Position:
             loader_epoch_start=checkpoint.get("loader", {}).get("epoch_start"),
             resuming=True,
         )
+
+
+class PositionField:
+    """``trainer.epoch`` and its kin: a field of ``trainer.position`` under the Trainer's name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else getattr(obj.position, self.name)
+
+    def __set__(self, obj: Any, value: int) -> None:
+        setattr(obj.position, self.name, int(value))

@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,57 +50,21 @@ from .atomic import atomic_copy
 from .checkpoint import load_checkpoint, restore_model, restore_optimizer, restore_scheduler, save_checkpoint
 from .divergence import NonFiniteLossError, StepLosses, divergence_advice, nan_loss_message, params_finite
 from .evaluation import metrics_by_name
+from .fit_result import FitResult
 from .history import History
 from .interrupt import InterruptGuard, StopRequestedError
 from .last_good import LastGoodModel
 from .metrics import Metric
 from .placement import model_device, on_device
-from .position import Position, rng_state
+from .position import Position, PositionField, rng_state
 from .reporting import EpochMeter, Progress, epoch_summary
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError"]
 
 
-@dataclass
-class FitResult:
-    """What :meth:`Trainer.fit` returns.
-
-    ``status``: ``"completed"``, ``"interrupted"`` (Ctrl-C; ``last_checkpoint`` holds the
-    position) or ``"nan"`` (a non-finite loss; ``message`` names the step).  ``epoch`` is the
-    number of completed epochs, ``best_epoch`` the number (from 1) of the epoch ``best.npz`` holds.
-    """
-
-    status: str
-    epoch: int
-    step: int
-    message: str = ""
-    best_acc: float = float("nan")
-    best_epoch: int | None = None
-    last_checkpoint: str | None = None
-    best_checkpoint: str | None = None
-    history: History = field(default_factory=History)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "completed"
-
-
 def _scalars(prefix: str, result: dict[str, Any]) -> dict[str, Any]:
     """The scalar entries of an evaluation as history columns ``prefix_name``."""
     return {f"{prefix}_{k}": v for k, v in result.items() if isinstance(v, (int, float))}
-
-
-class _PositionField:
-    """``trainer.epoch`` and its kin: a field of ``trainer.position`` under the Trainer's name."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        return self if obj is None else getattr(obj.position, self.name)
-
-    def __set__(self, obj: Any, value: int) -> None:
-        setattr(obj.position, self.name, int(value))
 
 
 class Trainer:
@@ -178,9 +141,9 @@ class Trainer:
         self._last_good = LastGoodModel()  # the GPU's NaN stop (see train/last_good.py)
 
     # the position, as numbers (read and written through ``self.position``)
-    epoch = _PositionField()  # completed epochs (the epoch being trained is number epoch + 1)
-    batch_in_epoch = _PositionField()  # batches completed in the current epoch
-    global_step = _PositionField()  # optimizer steps completed
+    epoch = PositionField()  # completed epochs (the epoch being trained is number epoch + 1)
+    batch_in_epoch = PositionField()  # batches completed in the current epoch
+    global_step = PositionField()  # optimizer steps completed
 
     def lr(self) -> float:
         """The learning rate of the first parameter group."""
