@@ -52,14 +52,20 @@ MODULES = [
     "minitorch_nndl.data.transforms",
     "minitorch_nndl.data.synthetic",
     "minitorch_nndl.data.catalog",
+    "minitorch_nndl.data.sampler",
+    "minitorch_nndl.distributed",
     "minitorch_nndl.models",
     "minitorch_nndl.train",
     "minitorch_nndl.train.recipe",
     "minitorch_nndl.train.runs",
+    "minitorch_nndl.train.sharded",
+    "minitorch_nndl.train.data_parallel",
     "minitorch_nndl.cli",
     "minitorch_nndl.testing",
     "minitorch_nndl.testing.strategies",
     "minitorch_nndl.viz",
+    "minitorch_nndl.exercises",
+    "minitorch_nndl.exercises.grader",
 ]
 
 # names that are re-exported for convenience and documented where they are defined
