@@ -14,7 +14,7 @@ from test_conv import conv_cases
 
 import minitorch_nndl as mt
 from minitorch_nndl import kernels
-from minitorch_nndl.kernels import parallel, workspace
+from minitorch_nndl.kernels import parallel, winograd, workspace
 from minitorch_nndl.ops import conv as conv_module
 from minitorch_nndl.ops.activation import relu
 from minitorch_nndl.ops.conv import conv2d
@@ -109,6 +109,7 @@ def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
     whole = run()
     before = parallel.num_threads()
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(conv_module, "MIN_CHUNK_ROWS", 1)
     parallel.set_num_threads(threads)
     try:
         chunked = run()
@@ -140,3 +141,27 @@ def test_reuse_freed_memory_is_opt_in_and_reversible():
     applied = mt.backend.reuse_freed_memory()
     assert isinstance(applied, bool)
     assert mt.backend.reuse_freed_memory(False) == applied  # glibc's defaults back
+
+
+@pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 1)])
+def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
+    """F(2x2, 3x3) gives the same convolution and gradients as im2row + GEMM (odd sizes too),
+    and its transformed filter is G g G^T."""
+    rng = np.random.default_rng(3)
+    x_np = rng.standard_normal((3, 4, 7, 6))
+    w_np = rng.standard_normal((5, 4, 3, 3))
+
+    def run(use_winograd):
+        monkeypatch.setattr(conv_module, "USE_WINOGRAD", use_winograd)
+        x = mt.tensor(x_np, dtype=mt.float64, requires_grad=True)
+        w = mt.tensor(w_np, dtype=mt.float64, requires_grad=True)
+        y = conv2d(x, w, padding=padding)
+        (y * y).sum().backward()
+        return y.numpy(), x.grad, w.grad
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    G = np.array(winograd.FILTER_TRANSFORM)
+    U = winograd.transform_filter(w_np)
+    np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
+    assert winograd.applies((3, 3), (1, 1), (1, 1)) and not winograd.applies((3, 3), (2, 2), (1, 1))

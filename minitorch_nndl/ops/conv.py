@@ -55,19 +55,28 @@ def _is_pointwise(geometry: ConvGeometry) -> bool:
 
 
 def _images_per_chunk(array: Any, geometry: ConvGeometry, out_hw: Pair) -> int:
-    """How many images share one row matrix: about ``CHUNK_BYTES`` of rows (the whole batch on a GPU)."""
+    """How many images share one row matrix (the whole batch on a GPU): about ``CHUNK_BYTES``
+    of rows, but at least ``MIN_CHUNK_ROWS`` output positions, so each GEMM stays large."""
     N, C = geometry.x_shape[0], geometry.x_shape[1]
     if backend.is_cuda_array(array):
         return N
     KH, KW = geometry.kernel_size
-    per_image = out_hw[0] * out_hw[1] * KH * KW * C * array.dtype.itemsize
-    return max(1, min(N, CHUNK_BYTES // max(per_image, 1)))
+    positions = out_hw[0] * out_hw[1]
+    per_image = positions * KH * KW * C * array.dtype.itemsize
+    enough_rows = -(-MIN_CHUNK_ROWS // max(positions, 1))
+    return max(1, min(N, max(CHUNK_BYTES // max(per_image, 1), enough_rows)))
 
 
-CHUNK_BYTES = 16 * 2**20
-"""Size of the row matrix built at a time on the CPU: the batch is convolved in chunks of
-images so that the columns are never all in memory at once (about 1/10 of ResNet18's at
-batch 128) and the one buffer is reused (see :mod:`minitorch_nndl.kernels.workspace`)."""
+USE_WINOGRAD = True
+"""Stride-1 3x3 convolutions (forward and input gradient) by Winograd's F(2x2, 3x3)
+(:mod:`minitorch_nndl.kernels.winograd`); False: always im2row + one GEMM."""
+
+CHUNK_BYTES = 4 * 2**20
+MIN_CHUNK_ROWS = 4096
+"""On the CPU the batch is convolved a chunk of images at a time: about ``CHUNK_BYTES``
+of rows (so the row matrix of a chunk stays in the caches and is never the whole
+batch's: ResNet18's would be 2.2 GB at batch 128), but at least ``MIN_CHUNK_ROWS``
+output positions per GEMM.  The one buffer is reused (:mod:`minitorch_nndl.kernels.workspace`)."""
 
 
 class Conv2d(Function):
@@ -128,14 +137,18 @@ class Conv2d(Function):
         C_out = weight.shape[0]
         OH, OW = _output_hw(geometry)
         x_rows = _channels_last(x)  # (N, H, W, C)
-        w_rows = _weight_rows(weight)
+        winograd = _winograd_applies(geometry, geometry.padding)
+        filters = kernels.winograd.transform_filter(weight) if winograd else _weight_rows(weight)
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
         per_chunk = _images_per_chunk(x, geometry, (OH, OW))
         for start in range(0, N, per_chunk):
             stop = min(N, start + per_chunk)
-            rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
-            xp.matmul(rows, w_rows.T, out=out_rows[start * OH * OW : stop * OH * OW])
+            if winograd:
+                kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop])
+            else:
+                rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
+                xp.matmul(rows, filters.T, out=out_rows[start * OH * OW : stop * OH * OW])
         return out.transpose(0, 3, 1, 2), x_rows
 
     @staticmethod
@@ -149,13 +162,21 @@ class Conv2d(Function):
         w_rows = _weight_rows(weight)
         dw_rows = xp.zeros(w_rows.shape, dtype=grad.dtype) if want_dw else None
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
+        # dx is the stride-1 convolution of dY with the flipped filter, padded 2 - p: Winograd too
+        dx_padding = (2 - geometry.padding[0], 2 - geometry.padding[1])
+        winograd = want_dx and _winograd_applies(geometry, dx_padding)
+        if winograd:
+            flipped = kernels.winograd.transform_filter(kernels.winograd.flipped_filter(weight))
+            g_images = g_rows.reshape(N, OH, OW, C_out)
         per_chunk = _images_per_chunk(grad, geometry, (OH, OW))
         for start in range(0, N, per_chunk):
             stop = min(N, start + per_chunk)
             g_chunk = g_rows[start * OH * OW : stop * OH * OW]
             if want_dw:
                 dw_rows += g_chunk.T @ _rows_of(x_rows[start:stop], geometry, (OH, OW))
-            if want_dx:
+            if winograd:
+                kernels.winograd.conv3x3(g_images[start:stop], flipped, dx_padding, dx[start:stop])
+            elif want_dx:
                 drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
                 _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
         dw = None
@@ -201,6 +222,16 @@ class Conv2d(Function):
             x_shape, kernel_size, stride, padding, dilation, _ = geometry
             dx = kernels.col2im(dcols, x_shape, kernel_size, stride, padding, dilation)
         return dx, dw
+
+
+def _winograd_applies(geometry: ConvGeometry, padding: Pair) -> bool:
+    """Winograd for this (ungrouped) convolution with this padding: a stride-1 3x3 kernel, padding 0..2."""
+    _, kernel_size, stride, _, dilation, _ = geometry
+    return (
+        USE_WINOGRAD
+        and kernels.winograd.applies(kernel_size, stride, dilation)
+        and 0 <= min(padding) <= max(padding) <= 2
+    )
 
 
 def _output_hw(geometry: ConvGeometry) -> Pair:

@@ -32,8 +32,13 @@ from typing import Any
 
 from .. import backend
 from ..autograd import Context, Function
-from ..kernels import workspace
 from ..tensor import Tensor
+
+
+def _channel_dot(a: Any, b: Any) -> Any:
+    """sum over every axis but the channels (axis 1) of a * b, without an a * b temporary."""
+    subscripts = "nc,nc->c" if a.ndim == 2 else "nchw,nchw->c"
+    return backend.xp_of(a).einsum(subscripts, a, b)
 
 
 class BatchNorm(Function):
@@ -42,8 +47,8 @@ class BatchNorm(Function):
     Both: dL/dgamma = sum g xhat,  dL/dbeta = sum g.
 
     The forward saves x, mu and 1/sigma, not xhat: x is kept alive anyway (the graph
-    links this op to its input), so xhat = (x - mu) / sigma is recomputed in backward
-    into a reused scratch buffer instead of occupying a whole activation's memory."""
+    links this op to its input), so the backward recomputes x - mu, in the array that
+    becomes dL/dx, instead of xhat occupying a whole activation's memory until then."""
 
     @staticmethod
     def forward(
@@ -65,8 +70,7 @@ class BatchNorm(Function):
         if use_batch_stats:
             mean = x.mean(axis=axes)
             y = x - mean.reshape(shape)  # the centred x, turned into y in place below
-            squares = xp.multiply(y, y, out=workspace.scratch_like("norm.squares", y))
-            var = squares.mean(axis=axes)  # biased: this is what normalizes
+            var = _channel_dot(y, y) / x.dtype.type(count)  # biased: this is what normalizes
             if update_running:
                 unbiased = var * (count / (count - 1))
                 running_mean *= 1 - momentum
@@ -91,22 +95,19 @@ class BatchNorm(Function):
         x, mean, inv_std, weight = ctx.saved_tensors
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
-        xp = backend.xp_of(grad)
         dx = dweight = dbias = None
         grad_sum = grad.sum(axis=axes)
-        grad_xhat_sum = xhat = None
         if needs[1] or (needs[0] and ctx.batch_stats):
-            xhat = xp.subtract(x, mean.reshape(shape), out=workspace.scratch_like("norm.xhat", x))
-            xhat *= inv_std.reshape(shape)
-            products = xp.multiply(grad, xhat, out=workspace.scratch_like("norm.squares", xhat))
-            grad_xhat_sum = products.sum(axis=axes)
+            centred = x - mean.reshape(shape)  # xhat * sigma; becomes dL/dx below
+            grad_xhat_sum = _channel_dot(grad, centred) * inv_std
         if needs[0]:
             scale = inv_std if weight is None else weight * inv_std  # gamma / sigma per channel
             if ctx.batch_stats:
                 m = grad.dtype.type(ctx.count)
-                dx = xhat * (grad_xhat_sum / m).reshape(shape)
-                dx += (grad_sum / m).reshape(shape)
-                dx = xp.subtract(grad, dx, out=dx)
+                dx = centred  # g - sum(g)/M - xhat sum(g xhat)/M, then times gamma/sigma:
+                dx *= (-inv_std * grad_xhat_sum / m).reshape(shape)
+                dx += grad
+                dx -= (grad_sum / m).reshape(shape)
                 dx *= scale.reshape(shape)
             else:
                 dx = grad * scale.reshape(shape)
