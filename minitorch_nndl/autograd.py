@@ -24,6 +24,7 @@ is needed, records a :class:`Node` that links the output to its inputs.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import backend
@@ -49,20 +50,76 @@ class Context:
         self.saved_tensors = arrays
 
 
+KEEP_INPUTS_UP_TO = 4096
+"""Inputs of at most this many elements are held by the graph as they are (see :class:`Node`)."""
+
+
 class Node:
-    """One recorded op in the graph: the Function, its context, and its inputs."""
+    """One recorded op in the graph: the Function, its context, and links to its inputs.
 
-    __slots__ = ("function", "ctx", "inputs", "freed")
+    The links are what the backward walk follows.  A leaf (a parameter, an input) and a
+    small tensor are linked directly.  A large interior tensor, an activation, is linked
+    *weakly*, together with the node that produced it: the graph does not keep it alive
+    by itself, as PyTorch's graph does not.  Whatever its consumers' backwards need they
+    saved in their contexts (BatchNorm its input, ReLU its output); an activation that
+    no context saved and nobody else holds (a ReLU's input, an addition's operands) is
+    freed as soon as the forward has passed it, which is a third of ResNet18's memory.
+    Read through :attr:`inputs`, such a link gives the tensor while it is alive, else a
+    stand-in with its shape, dtype and producing node but no values (:meth:`stand_in`),
+    the same object for every consumer, so gradients from several consumers still add up.
+    """
 
-    def __init__(self, function: type, ctx: Context, inputs: tuple) -> None:
+    __slots__ = ("function", "ctx", "links", "freed", "output_meta", "_stand_in")
+
+    def __init__(self, function: type, ctx: Context, inputs: tuple, output: Any = None) -> None:
         self.function = function
         self.ctx = ctx
-        self.inputs = inputs  # tuple of Tensor (or None for non-tensor arguments)
+        self.links = tuple(_link(t) for t in inputs)  # one per argument: None for non-tensor arguments
         self.freed = False
+        self.output_meta = None if output is None else (tuple(output.shape), output.dtype, backend.device_of(output))
+        self._stand_in: Tensor | None = None
 
     @property
     def name(self) -> str:
         return self.function.__name__
+
+    @property
+    def inputs(self) -> tuple:
+        """The input tensors (None for non-tensor arguments), stand-ins for freed activations."""
+        return tuple(_follow(link) for link in self.links)
+
+    @inputs.setter
+    def inputs(self, tensors: tuple) -> None:
+        self.links = tuple(_link(t) for t in tensors)
+
+    def stand_in(self) -> Tensor:
+        """A tensor for this node's output once the output itself is gone: same shape, dtype,
+        device and node, values a zero-strided broadcast of one 0 (no memory)."""
+        if self._stand_in is None:
+            from .tensor import Tensor  # noqa: PLC0415  (tensor imports autograd)
+
+            shape, dtype, device = self.output_meta
+            with backend.device_context(device):
+                xp = backend.xp_for(device)
+                data = xp.broadcast_to(xp.zeros((), dtype=dtype), shape)
+            self._stand_in = Tensor._wrap(data, requires_grad=True)
+            self._stand_in._node = self
+        return self._stand_in
+
+
+def _link(tensor: Tensor | None) -> Any:
+    """How a node holds one input: directly (None, a leaf, a small tensor) or weakly."""
+    if tensor is None or tensor._node is None or tensor.data.size <= KEEP_INPUTS_UP_TO:
+        return tensor
+    return (weakref.ref(tensor), tensor._node)
+
+
+def _follow(link: Any) -> Tensor | None:
+    if not isinstance(link, tuple):
+        return link
+    reference, producer = link
+    tensor = reference()
+    return producer.stand_in() if tensor is None else tensor
 
 
 class Function:
@@ -100,7 +157,7 @@ class Function:
         result = Tensor._wrap(out, requires_grad=needs_grad)
         if needs_grad:
             inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            result._node = Node(cls, ctx, inputs)
+            result._node = Node(cls, ctx, inputs, result.data)
         return result
 
 
@@ -216,7 +273,7 @@ def _walk(root: Tensor, seed: Any, retain_graph: bool) -> None:
             grads[key] = pg if key not in grads else grads[key] + pg
         if not retain_graph:  # release saved arrays and input links, as PyTorch does
             node.ctx = Context()
-            node.inputs = (None,) * len(node.inputs)
+            node.links = (None,) * len(node.links)
             node.freed = True
 
 
@@ -231,8 +288,8 @@ def _run_backward(node: Node, g: Any) -> tuple:
     input_grads = node.function.backward(node.ctx, g)
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
-    if len(input_grads) < len(node.inputs) and any(p is not None for p in node.inputs[len(input_grads) :]):
-        raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs")
+    if len(input_grads) < len(node.links) and any(link is not None for link in node.links[len(input_grads) :]):
+        raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.links)} inputs")
     return input_grads
 
 
