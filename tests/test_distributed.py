@@ -112,6 +112,73 @@ def trajectory(model, batches, sync) -> dict[str, np.ndarray]:
     return out
 
 
+def two_heads():
+    """``body(x)`` (+ ``head(x)`` when asked); ``spare`` is never used.  Float32, the same weights on every rank."""
+    import minitorch_nndl as mt
+    from minitorch_nndl import nn
+
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.head, self.spare = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(3, 2)
+
+        def forward(self, x, use_head: bool):
+            return self.body(x) + self.head(x) if use_head else self.body(x)
+
+    mt.manual_seed(7)
+    return TwoHeads()
+
+
+def two_heads_step(model, rank: int, device: str = "cpu") -> None:
+    """Rank 0 uses the head, rank 1 does not: on rank 1 the head's parameters get no gradient."""
+    import minitorch_nndl as mt
+
+    x = np.random.default_rng(20 + rank).standard_normal((4, 3)).astype(np.float32)
+    model.zero_grad()
+    (model(mt.tensor(x, device=device), rank == 0) ** 2).mean().backward()
+
+
+def two_heads_reference() -> list:
+    """Each parameter's gradient averaged over the two ranks (a rank without one counting as zero); None if unused."""
+    grads = []
+    for r in range(2):
+        model = two_heads()
+        two_heads_step(model, r)
+        grads.append([p.grad for p in model.parameters()])
+    return [
+        None if g0 is None and g1 is None else ((0 if g0 is None else g0) + (0 if g1 is None else g1)) / 2
+        for g0, g1 in zip(*grads)
+    ]
+
+
+def unequal_batches(rank: int | None, dtype=np.float64):
+    """SyncBatchNorm2d(3) on the rows of a batch of 8 (rank 0: 5 rows, rank 1: 3, as a short last batch; None: all).
+
+    Returns the output, dL/dx, dL/dgamma, dL/dbeta and the running statistics for L = sum(y * w).
+    """
+    import minitorch_nndl as mt
+    from minitorch_nndl import nn
+
+    rng = np.random.default_rng(4)
+    x, w = (rng.standard_normal((8, 3, 2, 2)) * 3 + 1).astype(dtype), rng.standard_normal((8, 3, 2, 2)).astype(dtype)
+    rows = slice(0, 8) if rank is None else [slice(0, 5), slice(5, 8)][rank]
+    bn = (nn.BatchNorm2d if rank is None else nn.SyncBatchNorm)(3).to(
+        dtype=mt.float64 if dtype == np.float64 else mt.float32
+    )
+    bn.weight.data = np.array([0.5, -1.5, 2.0], dtype=dtype)
+    xt = mt.tensor(x[rows], requires_grad=True)
+    y = bn(xt)
+    (y * mt.tensor(w[rows])).sum().backward()
+    return {
+        "y": y.data,
+        "dx": xt.grad,
+        "dgamma": bn.weight.grad,
+        "dbeta": bn.bias.grad,
+        "mean": bn.running_mean.data,
+        "var": bn.running_var.data,
+    }
+
+
 def bn_stats(model) -> dict[str, np.ndarray]:
     return {k: v for k, v in model.state_dict().items() if "running" in k}
 
@@ -145,6 +212,23 @@ def worker_ddp(out: Path) -> None:
     steps = [(x[rows], y[rows]) for x, y in (batch(s) for s in range(1, STEPS + 1))]
     res.update({f"traj_{k}": v for k, v in trajectory(traj, steps, traj.sync_gradients).items()})
     res["world"] = np.array([w.size, mt.distributed.get_world_size()])
+    np.savez(out / f"rank{r}.npz", **res)
+
+
+def worker_edges(out: Path) -> None:
+    """A parameter without a gradient on one rank (another on none) in float32; SyncBatchNorm on unequal batches."""
+    from minitorch_nndl import distributed as dist
+
+    r = dist.init().rank
+    res: dict[str, np.ndarray] = {}
+    ddp = dist.DistributedDataParallel(two_heads())
+    two_heads_step(ddp, r)
+    ddp.sync_gradients()  # rank 1 has no gradient for the head: it must still send its zeros
+    for k, p in enumerate(ddp.parameters()):
+        res[f"grad{k}"] = np.array([]) if p.grad is None else p.grad
+        res[f"dtype{k}"] = np.array(str(None if p.grad is None else p.grad.dtype))
+    for dtype in (np.float64, np.float32):
+        res.update({f"{np.dtype(dtype).name}_{k}": v for k, v in unequal_batches(r, dtype).items()})
     np.savez(out / f"rank{r}.npz", **res)
 
 
@@ -211,6 +295,16 @@ def worker_nccl(out: Path) -> None:
     res.update({f"grad{k}": mt.backend.to_numpy(p.grad) for k, p in enumerate(ddp.parameters())})
     res.update({f"param{k}": mt.backend.to_numpy(p.data) for k, p in enumerate(ddp.parameters())})
     res["calls"] = np.array([cupy_nccl.CALLS[c] for c in ("NcclCommunicator", "allReduce", "bcast", "allGather")])
+    # wrapped on the CPU and moved to the GPU after a step there: the wrapper follows its parameters
+    moved = dist.DistributedDataParallel(two_heads())
+    two_heads_step(moved, r)
+    moved.sync_gradients()
+    moved.to(device)
+    two_heads_step(moved, r, device)
+    moved.sync_gradients()
+    for k, p in enumerate(moved.parameters()):
+        res[f"moved{k}"] = np.array([]) if p.grad is None else mt.backend.to_numpy(p.grad)
+        res[f"moved_on{k}"] = np.array(p.device if p.grad is None else mt.backend.device_of(p.grad))
     dist.finalize()
     res["destroyed"] = np.array(cupy_nccl.CALLS["destroy"])
     np.savez(out / f"rank{r}.npz", **res)
@@ -300,6 +394,7 @@ WORKERS = {
     "interrupt": worker_interrupt,
     "ddp": worker_ddp,
     "collectives": worker_collectives,
+    "edges": worker_edges,
     "raise": worker_raise,
     "nccl": worker_nccl,
     "trainer": worker_trainer,
@@ -356,6 +451,39 @@ def test_five_sgd_steps_of_2_ranks_equal_five_steps_of_one_process(ddp_ranks):
     for res in ddp_ranks:
         for k, v in ref.items():
             np.testing.assert_allclose(res[f"traj_{k}"], v, rtol=0, atol=1e-12, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def edge_ranks(tmp_path_factory) -> list[dict[str, np.ndarray]]:
+    return run_worker("edges", tmp_path_factory.mktemp("edges"))
+
+
+@needs_mpi
+def test_a_parameter_without_a_gradient_on_one_rank_is_averaged_and_one_unused_everywhere_stays_none(edge_ranks):
+    expected = two_heads_reference()
+    assert expected[2] is not None and expected[4] is None  # the head: rank 0 only; the spare: nobody
+    for res in edge_ranks:
+        for k, g in enumerate(expected):
+            if g is None:
+                assert res[f"grad{k}"].size == 0 and str(res[f"dtype{k}"]) == "None"
+            else:
+                assert str(res[f"dtype{k}"]) == "float32"  # the bucket did not promote float32 gradients
+                np.testing.assert_allclose(res[f"grad{k}"], g, rtol=1e-6, atol=1e-7)
+
+
+@needs_mpi
+def test_sync_batchnorm_on_unequal_rank_batches_is_batch_norm_of_the_whole_batch(edge_ranks):
+    ref = unequal_batches(None)
+    rows = [slice(0, 5), slice(5, 8)]
+    for r, res in enumerate(edge_ranks):
+        np.testing.assert_allclose(res["float64_y"], ref["y"][rows[r]], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(res["float64_dx"], ref["dx"][rows[r]], rtol=0, atol=1e-12)
+        for k in ("mean", "var"):  # the global mean and the unbiased variance of all 8 x 2 x 2 values
+            np.testing.assert_allclose(res[f"float64_{k}"], ref[k], rtol=0, atol=1e-12)
+        for k in ("y", "dx", "dgamma", "dbeta", "mean", "var"):
+            assert res[f"float32_{k}"].dtype == np.float32, k
+    for k in ("dgamma", "dbeta"):  # each rank's own sum; together the whole batch's
+        np.testing.assert_allclose(edge_ranks[0][f"float64_{k}"] + edge_ranks[1][f"float64_{k}"], ref[k], atol=1e-12)
 
 
 @needs_mpi
@@ -415,6 +543,13 @@ def test_nccl_path_on_the_cuda_stand_in(tmp_path):
         assert communicators == 1 and all_reduces >= 4 and bcasts >= 2 and all_gathers == 1
         assert int(res["host_syncs"]) == 0  # the DDP step never waited for the device
         assert int(res["destroyed"]) == 1
+    for r, res in enumerate(ranks):
+        for k, g in enumerate(two_heads_reference()):
+            assert str(res[f"moved_on{k}"]) == f"cuda:{r}"
+            if g is None:
+                assert res[f"moved{k}"].size == 0
+            else:
+                np.testing.assert_allclose(res[f"moved{k}"], g, rtol=1e-6, atol=1e-7)
 
 
 @needs_mpi

@@ -5,6 +5,7 @@ What needs real ranks is in tests/test_distributed.py; everything here runs with
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -132,6 +133,39 @@ def test_a_multi_rank_launch_without_mpi4py_is_one_line_with_the_fix():
     assert "started as one of 2 ranks" in last and 'python3 -m pip install -e ".[mpi]"' in last
 
 
+def test_init_with_an_explicit_backend_and_no_mpi4py_names_the_backend_not_a_rank_count():
+    out = _python(_NO_MPI4PY + "import minitorch_nndl.distributed as d; d.init(backend='mpi')")
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode != 0 and "init(backend='mpi'), which needs mpi4py" in last and "one of 1 ranks" not in last
+
+
+def test_a_wrapper_or_sampler_built_before_init_on_a_launched_rank_is_one_line():
+    # Before init() every rank would see a world of 1: no weights broadcast, every rank on all the data.
+    code = (
+        "from minitorch_nndl import distributed as d, nn; from minitorch_nndl.data import DistributedSampler\n"
+        "assert len(DistributedSampler(range(4), num_replicas=2, rank=1)) == 2  # explicit: fine\n"
+        "for build in (lambda: d.DistributedDataParallel(nn.Linear(2, 2)), lambda: DistributedSampler(range(4))):\n"
+        "    try:\n        build()\n    except RuntimeError as e:\n        print(e)\n"
+    )
+    out = _python(_NO_MPI4PY + code, PMI_SIZE="2", PMI_RANK="1")
+    lines = out.stdout.strip().splitlines()
+    assert out.returncode == 0 and len(lines) == 2, out.stderr
+    assert lines[0].startswith("DistributedDataParallel: this process is one of 2 launched ranks")
+    assert lines[1].startswith("DistributedSampler: this process is one of 2")
+    assert all("distributed.init() has not been called: call it first" in line for line in lines)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py (the [mpi] extra)")
+def test_a_launcher_whose_ranks_mpi_cannot_see_is_one_line_not_two_lone_runs():
+    # Open MPI's mpirun with an mpi4py built on MPICH: each rank would be a world of 1, train alone
+    # and write the same files as the others.
+    code = "import minitorch_nndl.distributed as d; print(d.init().size)"
+    out = _python(code, OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="1")
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode != 0, out.stdout
+    assert "started 2 ranks (OMPI_COMM_WORLD_SIZE=2) but MPI sees a world of 1" in last and "mpiexec" in last
+
+
 # ---------------------------------------------------------------------------- SyncBatchNorm's math
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 2)])
 def test_sync_batch_norm_gradients_by_finite_differences(shape):
@@ -206,6 +240,13 @@ def test_ddp_alone_behaves_as_the_module():
     for b, p in zip(before, model.parameters()):
         np.testing.assert_array_equal(b, p.grad)
     assert "world_size=1" in repr(ddp)
+
+
+def test_ddp_alone_leaves_the_arrays_as_they_are():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    arrays = [t.data for t in [*model.parameters(), *model.buffers()]]
+    dist.DistributedDataParallel(model)  # a world of one: no broadcast, no copy
+    assert all(t.data is a for t, a in zip([*model.parameters(), *model.buffers()], arrays))
 
 
 def test_buckets_group_by_dtype_and_respect_the_cap():

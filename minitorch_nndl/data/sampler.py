@@ -50,6 +50,7 @@ class DistributedSampler:
         if num_replicas is None or rank is None:
             from ..distributed import world
 
+            world.check_initialized("DistributedSampler")
             num_replicas = world.get_world_size() if num_replicas is None else num_replicas
             rank = world.get_rank() if rank is None else rank
         if int(num_replicas) != num_replicas or num_replicas < 1:

@@ -80,7 +80,10 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
         raise ValueError(f"distributed.all_reduce: op must be one of {', '.join(REDUCE_OPS)}, got {op!r}")
     array = _array_of(x, "all_reduce")
     if op == "mean" and array.dtype.kind != "f":
-        raise TypeError(f"distributed.all_reduce: op='mean' needs a floating dtype, got {array.dtype}")
+        raise TypeError(
+            f"distributed.all_reduce: op='mean' needs a floating dtype, got {array.dtype}: "
+            "use op='sum' and divide by get_world_size(), or cast to float first"
+        )
     w = current_world()
     if w.size == 1:
         return x

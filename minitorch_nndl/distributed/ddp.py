@@ -34,7 +34,7 @@ from .. import backend
 from ..nn.module import IncompatibleKeys, Module
 from ..tensor import Tensor
 from .collectives import all_reduce, broadcast
-from .world import get_world_size
+from .world import check_initialized, get_world_size
 
 __all__ = ["DistributedDataParallel", "buckets_of"]
 
@@ -64,6 +64,8 @@ def _flat(arrays: list[Any]) -> Any:
 
 def broadcast_tensors(tensors: list[Tensor], src: int = 0, cap_bytes: int = 25 << 20) -> None:
     """Give every rank rank ``src``'s values of ``tensors`` (in flat buckets), keeping the Tensor objects."""
+    if get_world_size() == 1:  # nothing to send: the arrays stay as they are
+        return
     for bucket in buckets_of(tensors, cap_bytes):
         with backend.device_context(bucket[0].device):
             flat = broadcast(_flat([t.data for t in bucket]), src)
@@ -93,12 +95,13 @@ class DistributedDataParallel(Module):
             raise TypeError(f"DistributedDataParallel: expected an nn.Module, got {type(module).__name__}")
         if bucket_cap_mb <= 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        check_initialized("DistributedDataParallel")
         self.module = module
         self.bucket_cap_bytes = int(bucket_cap_mb * (1 << 20))
         self.broadcast_buffers = bool(broadcast_buffers)
         trainable = [p for p in module.parameters() if p.requires_grad]
         self.buckets = buckets_of(trainable[::-1], self.bucket_cap_bytes)  # backward's order
-        self._presence: dict[tuple[int, tuple[bool, ...]], Any] = {}  # cached device flags per bucket pattern
+        self._presence: dict[tuple[Any, ...], Any] = {}  # cached device flags per bucket, pattern, device, dtype
         broadcast_tensors(list(module.parameters()) + list(module.buffers()), 0, self.bucket_cap_bytes)
 
     # ------------------------------------------------------------------ the wrapped module
@@ -132,8 +135,11 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ the gradients
     def _presence_flags(self, index: int, bucket: list[Tensor], present: tuple[bool, ...]) -> Any:
-        """A device vector: 1 for each parameter of the bucket that has a gradient on this rank, else 0."""
-        key = (index, present)
+        """A device vector: 1 for each parameter of the bucket that has a gradient on this rank, else 0.
+
+        Cached per device and dtype too: the model may be moved (``.to("cuda")``) after wrapping.
+        """
+        key = (index, present, bucket[0].device, str(bucket[0].dtype))
         flags = self._presence.get(key)
         if flags is None:
             flags = backend.asarray(np.array(present, dtype=bucket[0].dtype), device=bucket[0].device)

@@ -48,11 +48,16 @@ def _datatype(nccl: Any, dtype: Any) -> int:
         "int8": "NCCL_INT8",
         "uint8": "NCCL_UINT8",
         "int32": "NCCL_INT32",
+        "uint32": "NCCL_UINT32",
         "int64": "NCCL_INT64",
+        "uint64": "NCCL_UINT64",
     }
     name = names.get(np.dtype(dtype).name)
     if name is None:
-        raise TypeError(f"distributed (NCCL): no NCCL datatype for dtype {np.dtype(dtype).name}")
+        raise TypeError(
+            f"distributed (NCCL): no NCCL datatype for dtype {np.dtype(dtype).name}: cast the array to float32 "
+            "or int32 first (array.astype(...)), or use init(backend='mpi')"
+        )
     return getattr(nccl, name)
 
 

@@ -65,16 +65,35 @@ def launched_world_size() -> int:
     return 1
 
 
-def _import_mpi() -> Any:
+def _import_mpi(backend: str) -> Any:
     """``mpi4py.MPI``, or one clear line saying how to get it."""
     try:
         from mpi4py import MPI
     except ImportError as err:
+        size = launched_world_size()
+        why = f"this process was started as one of {size} ranks" if size > 1 else f"init(backend={backend!r})"
         raise RuntimeError(
-            f"distributed: this process was started as one of {launched_world_size()} ranks, which needs mpi4py "
-            f"and an MPI library ({err}); install them with: {MPI_INSTALL_HINT}"
+            f"distributed: {why}, which needs mpi4py and an MPI library ({err}); install them with: {MPI_INSTALL_HINT}"
         ) from None
     return MPI
+
+
+def _check_launcher_agrees(size: int) -> None:
+    """One line when ``mpiexec`` started several ranks but MPI sees another world (each rank would train alone).
+
+    That happens when ``mpiexec`` belongs to another MPI than the one mpi4py was built with (Open MPI's
+    ``mpirun`` with MPICH's wheel, say): every rank is then a world of its own, trains a model of its
+    own and writes the same files.  Slurm's variables are left out: a batch script may run one process
+    of an allocation of several tasks without ``srun``.
+    """
+    for size_var, rank_var in _LAUNCHER_VARIABLES[:-1]:
+        launched = os.environ.get(size_var, "")
+        if launched.isdigit() and os.environ.get(rank_var) is not None and int(launched) != size:
+            raise RuntimeError(
+                f"distributed.init: the launcher started {launched} ranks ({size_var}={launched}) but MPI sees a world "
+                f"of {size}: this mpiexec is from another MPI than mpi4py's; use the mpiexec of the MPI that "
+                "`python3 -m mpi4py --mpi-lib-version` names, or reinstall mpi4py against this mpiexec's MPI"
+            )
 
 
 class World:
@@ -116,10 +135,11 @@ def init(backend: str = "auto") -> World:
     if size <= 1 and backend == "auto":
         _WORLD = World("none")
         return _WORLD
-    MPI = _import_mpi()
+    MPI = _import_mpi(backend)
     if not MPI.Is_initialized():
         MPI.Init()
     comm = MPI.COMM_WORLD
+    _check_launcher_agrees(comm.Get_size())
     node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())  # the ranks on this machine
     local_rank = node.Get_rank()
     node.Free()
@@ -127,6 +147,20 @@ def init(backend: str = "auto") -> World:
     if _WORLD.size > 1:
         install_except_hook()
     return _WORLD
+
+
+def check_initialized(what: str) -> None:
+    """One line when this process is one of several launched ranks but :func:`init` has not run yet.
+
+    Without it, a wrapper or a sampler built before ``init()`` would see a world of 1 on every rank:
+    no broadcast of the weights, every rank on the whole data set, and no error until the results.
+    """
+    size = launched_world_size()
+    if _WORLD is None and size > 1:
+        raise RuntimeError(
+            f"{what}: this process is one of {size} launched ranks but distributed.init() has not been called: "
+            "call it first, before building the model's wrapper and the samplers"
+        )
 
 
 def current_world() -> World:
@@ -188,7 +222,10 @@ def abort(code: int = 1) -> None:
 
 
 def finalize() -> None:
-    """Leave the world: NCCL communicators destroyed, MPI finalized; :func:`init` may be called again."""
+    """Leave the world: NCCL communicators destroyed, MPI finalized (call it once, at the end).
+
+    MPI cannot start again in the same process, so after this :func:`init` works only without a launcher.
+    """
     global _WORLD
     w = _WORLD
     _WORLD = None

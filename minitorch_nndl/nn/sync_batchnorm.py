@@ -129,7 +129,10 @@ class SyncBatchNorm(_BatchNorm):
             return super().forward(x)
         self._check_input(x)
         if self.momentum is None:
-            raise ValueError("SyncBatchNorm: momentum=None (a cumulative average) is not supported across ranks")
+            raise ValueError(
+                "SyncBatchNorm: momentum=None (a cumulative average) is not supported across ranks: "
+                "give the layer a momentum (layer.momentum = 0.1) before training on several ranks"
+            )
         if self.track_running_stats:
             self.num_batches_tracked.data += 1
         squeeze = x.ndim == 3
