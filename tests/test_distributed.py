@@ -305,9 +305,33 @@ def worker_nccl(out: Path) -> None:
     for k, p in enumerate(moved.parameters()):
         res[f"moved{k}"] = np.array([]) if p.grad is None else mt.backend.to_numpy(p.grad)
         res[f"moved_on{k}"] = np.array(p.device if p.grad is None else mt.backend.device_of(p.grad))
+    res["fit_syncs"] = np.array([len(fit_on_gpu(device, n).syncs) for n in (32, 64)])  # 4 and 8 steps
     dist.finalize()
     res["destroyed"] = np.array(cupy_nccl.CALLS["destroy"])
     np.savez(out / f"rank{r}.npz", **res)
+
+
+def fit_on_gpu(device: str, n: int):
+    """One epoch of Trainer.fit (DDP + SyncBatchNorm, a sharded loader) on ``n`` samples; the host syncs it made."""
+    import fakecuda
+
+    import minitorch_nndl as mt
+    from minitorch_nndl import distributed as dist
+    from minitorch_nndl import nn, optim
+    from minitorch_nndl.data import DataLoader, DistributedSampler, TensorDataset
+    from minitorch_nndl.train import Trainer
+
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.standard_normal((n, 6)).astype(np.float32), rng.integers(0, 3, n))
+    mt.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    model = dist.DistributedDataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(net).to(device))
+    loader = DataLoader(data, 4, sampler=DistributedSampler(data, seed=1), device=device)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), device=device, quiet=True)
+    with fakecuda.counting() as count:
+        trainer.fit(loader, epochs=1, log_every=1000)
+    return count
 
 
 def classes_data() -> tuple[np.ndarray, ...]:
@@ -543,6 +567,8 @@ def test_nccl_path_on_the_cuda_stand_in(tmp_path):
         assert communicators == 1 and all_reduces >= 4 and bcasts >= 2 and all_gathers == 1
         assert int(res["host_syncs"]) == 0  # the DDP step never waited for the device
         assert int(res["destroyed"]) == 1
+        syncs_4_steps, syncs_8_steps = res["fit_syncs"].tolist()
+        assert syncs_4_steps == syncs_8_steps  # Trainer.fit on 2 ranks: no host sync per step, only per epoch
     for r, res in enumerate(ranks):
         for k, g in enumerate(two_heads_reference()):
             assert str(res[f"moved_on{k}"]) == f"cuda:{r}"
