@@ -140,8 +140,9 @@ class Recipe:
 
     @classmethod
     def named(cls, name: str = "default", dataset: str = "cifar10", **given: Any) -> Recipe:
-        """The recipe ``"default"`` (>= 95% on CIFAR-10 with ResNet18) or ``"seed"`` (the course's 73.6%
-        setup), with the ``given`` settings that are not None in place of its own.
+        """The recipe ``"default"`` (our CIFAR-10 recipe for ResNet18; its full-scale accuracy is not yet
+        measured: docs chapter 9) or ``"seed"`` (the course's 73.6% setup), with the ``given`` settings
+        that are not None in place of its own.
 
         The defaults that depend on other settings follow the given ones: ``epochs`` 200 for CIFAR-10 and
         15 for Fashion-MNIST (seed: 30); ``lr`` 0.1 x batch/128 for SGD (the linear scaling rule) and 1e-3
