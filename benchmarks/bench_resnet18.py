@@ -51,6 +51,7 @@ import numpy as np
 
 import minitorch_nndl as mt
 from minitorch_nndl import models, nn
+from minitorch_nndl.kernels import parallel
 from minitorch_nndl.optim import SGD
 
 
@@ -220,16 +221,12 @@ def numpy_blas() -> str:
         text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # an older NumPy without mode="dicts"
         return "unknown BLAS"
-    for line in open("/proc/self/maps") if os.path.exists("/proc/self/maps") else ():
-        if "openblas" in line.lower() and ".so" in line:
-            library = ctypes.CDLL(line.split()[-1])
-            for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
-                corename = getattr(library, name, None)
-                if corename is not None:
-                    corename.restype = ctypes.c_char_p
-                    text += f", {corename().decode()} kernels"
-                    break
-            break
+    corename = parallel.openblas_call(
+        "scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"
+    )
+    if corename is not None:
+        corename.restype = ctypes.c_char_p
+        text += f", {corename().decode()} kernels"
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if coretype:
         text += f" (forced by OPENBLAS_CORETYPE={coretype})"
@@ -318,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
         worker_argv.append("--no-reuse-freed-memory")
 
     print(f"ResNet18-CIFAR on {device}: {cpu_model()}, {os.cpu_count()} CPUs")
-    print(f"numpy {np.__version__} with {numpy_blas()}")
+    print(f"numpy {np.__version__} with {numpy_blas()}, {parallel.blas_threads()} BLAS threads")
+    print(f"ours: {parallel.num_threads()} copy thread(s) (minitorch_nndl.kernels.parallel)")
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
     print(f"steps={args.steps} warmup={args.warmup} repeats={args.repeats} (median; each a fresh subprocess)")

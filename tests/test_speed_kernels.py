@@ -5,6 +5,7 @@ change the result)."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -165,3 +166,10 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     U = winograd.transform_filter(w_np)
     np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
     assert winograd.applies((3, 3), (1, 1), (1, 1)) and not winograd.applies((3, 3), (2, 2), (1, 1))
+
+
+def test_the_pool_is_off_by_default_when_blas_is_threaded():
+    assert parallel.blas_threads() >= 1
+    assert parallel.openblas_call("no_such_function_anywhere") is None
+    if "MINITORCH_NUM_THREADS" not in os.environ and parallel.blas_threads() > 1:
+        assert parallel._default_threads() == 1
