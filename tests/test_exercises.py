@@ -10,6 +10,7 @@ slow test.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,13 @@ CORRECT = {
         g = grad + weight_decay * param
         buf = g if buf is None else momentum * buf + g
         return param - lr * buf, buf
+    """,
+    "adam": """
+        g = grad + weight_decay * param
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
     """,
 }
 
@@ -164,7 +172,7 @@ def test_an_unfinished_sibling_is_named(tmp_path):
     assert "raised in unbroadcast.py, which mul.py uses: do that exercise first" in report
 
 
-@pytest.mark.parametrize("name", ["mul", "div", "mean", "conv2d", "sgd_momentum"])
+@pytest.mark.parametrize("name", ["mul", "div", "mean", "conv2d", "sgd_momentum", "adam"])
 def test_correct_answers_pass(workspace, name):
     write(workspace, name, CORRECT[name])
     result = exercises.check(name, workspace, examples=EXAMPLES)
@@ -206,6 +214,12 @@ PLANTED = {
         ["passed so far: output and gradients equal ours", "float32", "hint: float32 in, float32 out"],
     ),
     "grad changed in place": ("relu", "grad *= x > 0\nreturn (grad,)", "mutation", ["grad *= mask"]),
+    "eps inside the square root": (
+        "adam",
+        CORRECT["adam"].replace("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)"),
+        "values",
+        ["param after step 1, element", "eps goes outside the square root"],
+    ),
     "momentum buffer starts at zero": (
         "sgd_momentum",
         CORRECT["sgd_momentum"].replace("g if buf is None else", "(1 - momentum) * g if buf is None else"),
@@ -229,6 +243,44 @@ def test_a_planted_mistake_fails_with_the_right_report(workspace, mistake):
     assert f"explained in: {exercises.exercise(name).chapter}" in report
     for phrase in phrases:
         assert phrase in report, (phrase, report)
+
+
+def test_a_small_failing_case_shows_its_values_and_the_incoming_grad(workspace):
+    """A shrunk input of a few elements is printed with its values, and so is grad: the case can be redone by hand."""
+    write(workspace, "unbroadcast", "return grad[(0,) * (grad.ndim - len(shape))]")  # one copy, not their sum
+    report = exercises.check("unbroadcast", workspace, examples=EXAMPLES).text()
+    assert re.search(r"smallest failing input: x: float64 \([\d, ]*\) = \S", report), report
+    assert "the incoming grad (dL/dy) was [" in report and "a constant factor" not in report, report
+
+
+def test_a_constant_factor_is_claimed_only_when_it_can_be_one():
+    """One or two elements always agree on *some* ratio: only a whole number (or one over it) is named as a factor."""
+    from minitorch_nndl.exercises.grader import compare_arrays
+
+    expected = np.array([0.3, -0.7])
+    assert compare_arrays("d", 63.5 * expected, expected).kind == "values"
+    assert compare_arrays("d", 2 * expected, expected).kind == "factor"
+    assert compare_arrays("d", expected / 3, expected).kind == "factor"
+    assert compare_arrays("d", -expected[:1], expected[:1]).kind == "sign"
+    assert compare_arrays("d", 31.6 * expected[:1], expected[:1]).kind == "values"
+    three = np.array([0.3, -0.7, 1.1])
+    assert "every element is 31.6 times ours" in compare_arrays("d", 31.6 * three, three).lines[1]
+
+
+def test_every_chapter_section_named_by_an_exercise_exists():
+    """The sections a student is sent to (``list``, every report, the stub's first paragraph) are headings there."""
+
+    def plain(text: str) -> str:
+        return " ".join(re.sub(r"[`$*]", "", text).split())
+
+    for ex in exercises.EXERCISES:
+        path, _, section = ex.chapter.partition(", ")
+        lines = (DOCS.parent / path).read_text(encoding="utf-8").splitlines()
+        headings = [plain(line.lstrip("#")) for line in lines if line.startswith("## ")]
+        opening = ast.get_docstring(ast.parse(exercises.stub_text(ex))).split("\n\n")[0]
+        assert path in plain(opening), (ex.name, opening)
+        for named in [section, *re.findall(r'"([^"]+)"', plain(opening))]:
+            assert any(h.startswith(plain(named)) for h in headings), (ex.name, named, headings)
 
 
 def test_fixed_cases_catch_what_a_few_draws_miss(workspace):
@@ -275,6 +327,13 @@ def test_start_writes_stubs_and_never_overwrites_work(tmp_path, capsys):
     assert code == 0
     assert (tmp_path / "mul.py.bak").read_text() == "# my work\n"
     assert mine.read_text() == exercises.stub_text(exercises.exercise("mul"))
+    assert not (tmp_path / "div.py.bak").exists()  # an untouched stub needs no backup
+    mine.write_text("# my second try\n")
+    run_cli(capsys, "start", tmp_path, "--force")  # a second --force keeps the first backup too
+    assert (tmp_path / "mul.py.bak").read_text() == "# my work\n"
+    assert (tmp_path / "mul.py.bak2").read_text() == "# my second try\n"
+    run_cli(capsys, "start", tmp_path, "--force")  # and a third, on the untouched stub, loses nothing
+    assert sorted(p.name for p in tmp_path.glob("mul.py*")) == ["mul.py", "mul.py.bak", "mul.py.bak2"]
 
 
 def test_start_refuses_a_folder_inside_the_package(capsys):

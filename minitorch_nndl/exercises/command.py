@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="the exercises in teaching order, with the chapter that explains each")
     begin = commands.add_parser("start", help="write one stub file per exercise into DIR")
     begin.add_argument("dir", metavar="DIR", help="the folder for your exercise files (created if needed)")
-    begin.add_argument("--force", action="store_true", help="overwrite existing files (kept as NAME.py.bak)")
+    begin.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing files (a changed one is kept as NAME.py.bak, never over an older .bak)",
+    )
     grade = commands.add_parser("check", help="grade one exercise (NAME) or all of them (--all)")
     grade.add_argument("name", nargs="?", metavar="NAME", help="the exercise to grade (see list)")
     grade.add_argument("--all", action="store_true", help="grade every exercise, in teaching order")

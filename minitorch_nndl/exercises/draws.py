@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ..tensor import Tensor
 from ..testing import strategies as hs
+from .grader import values_of
 
 __all__ = ["StepCase", "explicit_cases", "strategy_for"]
 
@@ -145,6 +146,9 @@ class StepCase:
 
     def describe(self) -> str:
         settings = ", ".join(f"{k}={v:g}" for k, v in self.hyper.items())
+        if values_of(self.param):  # small enough to redo by hand: the values too
+            grads = ", ".join(values_of(g) for g in self.grads)
+            return f"param {self.param.shape} = {values_of(self.param)}, grad per step {grads}, {settings}"
         return f"param {self.param.shape}, {len(self.grads)} step(s), {settings}"
 
 
@@ -191,10 +195,8 @@ _STRATEGIES: dict[str, Callable[[], st.SearchStrategy]] = {
     "conv2d": _conv2d,
     "max_pool2d": _max_pool2d,
     "batch_norm": _batch_norm,
-    # 1-d and up: on a 0-d parameter NumPy turns the optimizers' state into scalars (Adam's out= fails,
-    # SGD's in-place momentum update is lost when weight_decay != 0), a library bug reported separately
-    "sgd_momentum": lambda: _step_case(_SGD, min_dims=1),
-    "adam": lambda: _step_case(_ADAM, min_dims=1),
+    "sgd_momentum": lambda: _step_case(_SGD, min_dims=0),  # a 0-d parameter too (a bias-like scalar)
+    "adam": lambda: _step_case(_ADAM, min_dims=0),
 }
 
 
@@ -280,8 +282,8 @@ def _explicit() -> dict[str, Callable[[], list]]:
             (_t((2, 2, 5, 5), 12, distinct=True), (2, 2), (2, 2), (0, 0), (2, 2)),
         ],
         "batch_norm": lambda: [bn((4, 3), True, False), bn((2, 3, 2, 2), True, True), bn((5, 2), False, False)],
-        "sgd_momentum": lambda: [steps((3,), sgd)],
-        "adam": lambda: [steps((2, 2), adam)],
+        "sgd_momentum": lambda: [steps((3,), sgd), steps((), sgd)],
+        "adam": lambda: [steps((2, 2), adam), steps((), adam)],
     }
 
 

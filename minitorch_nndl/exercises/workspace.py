@@ -45,7 +45,10 @@ def start(directory: str | Path, force: bool = False) -> list[Path]:
     """Write one stub per exercise into ``directory`` (created if needed); the files written.
 
     Refuses (writing nothing) when any of the files is already there, unless ``force``;
-    with ``force`` an existing file is first kept as ``NAME.py.bak``.
+    with ``force`` an existing file that differs from its stub is first kept as
+    ``NAME.py.bak`` (``NAME.py.bak2``, ``.bak3``, ... when that is taken: a second
+    ``--force`` never overwrites the first one's backup).  A file still equal to its
+    stub is rewritten without a backup.
     """
     folder = Path(directory)
     if folder.resolve().is_relative_to(_package_root()):
@@ -60,14 +63,24 @@ def start(directory: str | Path, force: bool = False) -> list[Path]:
             shown += f" and {len(existing) - 3} more"
         raise StubsExistError(
             f"{folder} already has {shown} (your work?); nothing was written: choose a new folder, "
-            f"or add --force to overwrite them (each old file is kept as NAME.py.bak)"
+            f"or add --force to overwrite them (each changed file is kept as NAME.py.bak)"
         )
     folder.mkdir(parents=True, exist_ok=True)
     for exercise, path in zip(EXERCISES, targets):
-        if path.exists():
-            path.replace(path.with_name(path.name + ".bak"))
-        path.write_text(stub_text(exercise), encoding="utf-8")
+        stub = stub_text(exercise)
+        if path.exists() and path.read_text(encoding="utf-8", errors="replace") != stub:
+            path.replace(_free_backup(path))
+        path.write_text(stub, encoding="utf-8")
     return targets
+
+
+def _free_backup(path: Path) -> Path:
+    """``NAME.py.bak``, or the first of ``NAME.py.bak2``, ``.bak3``, ... that does not exist yet."""
+    backup, number = path.with_name(path.name + ".bak"), 1
+    while backup.exists():
+        number += 1
+        backup = path.with_name(f"{path.name}.bak{number}")
+    return backup
 
 
 def _line_of(error: BaseException, path: Path) -> str:
