@@ -327,7 +327,8 @@ def test_activation_memory_script_shows_the_walk_freeing_activations() -> None:
     freed, kept = script.measure(4, retain_graph=False), script.measure(4, retain_graph=True)
     assert freed["graph"] > 3 * freed["parameters"]  # activations dominate
     assert freed["walk"][-1] - freed["after"] < 0.2 * freed["graph"]  # by the last node, little beyond the gradients
-    assert freed["peak"] < 1.25 * freed["graph"] and freed["after"] < 2 * freed["parameters"]
+    assert freed["peak"] - freed["graph"] < 2 * freed["parameters"]  # the gradients and one node's working arrays
+    assert freed["after"] < 2 * freed["parameters"]
     assert kept["after"] > 0.9 * kept["graph"]  # retain_graph keeps it all
 
 

@@ -177,3 +177,19 @@ def test_backward_drawing_needs_the_adjoints_and_a_known_direction(tmp_path, mon
     _check_png(render_graph(y, tmp_path / "backward.png", direction="backward"))
     with pytest.raises(TypeError, match="retain_grads"):
         retain_grads(np.ones(2))  # type: ignore[arg-type]
+
+
+def test_backward_drawing_holds_the_hand_computed_adjoints_without_torch() -> None:
+    """Chapter 2's worked example, L = sum((w x + b)^2): the drawn adjoints are the ones derived by hand."""
+    w, b = mt.tensor(2.0, requires_grad=True), mt.tensor(-1.0, requires_grad=True)
+    x = mt.tensor([1.0, 2.0, 3.0])  # a constant: no adjoint flows to it, and the drawing leaves it out
+    y = w * x + b
+    loss = (y * y).sum()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)
+    names = {"w": w, "b": b, "x": x, "y": y, "loss": loss}
+    labels = {label.split("\\n")[0]: label for label in _labels(draw_graph(loss, names=names, direction="backward"))}
+    by_hand = {"loss": [1.0], "y": [2.0, 6.0, 10.0], "w": [44.0], "b": [18.0]}  # y-bar = 2y, w-bar = sum y-bar x
+    for name, adjoint in by_hand.items():
+        assert _adjoint_of(labels[name]) == adjoint, (name, labels[name])
+    assert "x" not in labels and "(3,) float32\\nvalue [1, 2, 3]" not in "".join(labels.values())

@@ -26,8 +26,9 @@ with its adjoint::
     retain_grads(loss)
     loss.backward(retain_graph=True)
     render_graph(loss, "backward.png", direction="backward")
-  Plotting is host-only code: values and
-gradients on a GPU are copied to the host to be printed.
+
+Plotting is host-only code: values and gradients on a GPU are copied to the host
+to be printed (only the few values shown).
 """
 
 from __future__ import annotations
