@@ -153,6 +153,9 @@ def test_a_wrapper_or_sampler_built_before_init_on_a_launched_rank_is_one_line()
     assert lines[0].startswith("DistributedDataParallel: this process is one of 2 launched ranks")
     assert lines[1].startswith("DistributedSampler: this process is one of 2")
     assert all("distributed.init() has not been called: call it first" in line for line in lines)
+    # a Slurm batch script of several tasks that runs one process without srun is no rank of anything
+    alone = _python(_NO_MPI4PY + code, SLURM_NTASKS="4", SLURM_PROCID="0")
+    assert alone.returncode == 0 and alone.stdout == "", alone.stdout + alone.stderr
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py (the [mpi] extra)")

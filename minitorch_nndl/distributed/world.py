@@ -78,22 +78,34 @@ def _import_mpi(backend: str) -> Any:
     return MPI
 
 
+def _mpiexec_claim() -> tuple[str, int] | None:
+    """``(variable, world size)`` as an ``mpiexec`` set them (Slurm's left out), or None.
+
+    The checks below use these only: a Slurm batch script may run one process of an allocation of
+    several tasks without ``srun``, and it is not a rank of anything.
+    """
+    for size_var, rank_var in _LAUNCHER_VARIABLES[:-1]:
+        size = os.environ.get(size_var, "")
+        if size.isdigit() and os.environ.get(rank_var) is not None:
+            return size_var, int(size)
+    return None
+
+
 def _check_launcher_agrees(size: int) -> None:
     """One line when ``mpiexec`` started several ranks but MPI sees another world (each rank would train alone).
 
     That happens when ``mpiexec`` belongs to another MPI than the one mpi4py was built with (Open MPI's
     ``mpirun`` with MPICH's wheel, say): every rank is then a world of its own, trains a model of its
-    own and writes the same files.  Slurm's variables are left out: a batch script may run one process
-    of an allocation of several tasks without ``srun``.
+    own and writes the same files.
     """
-    for size_var, rank_var in _LAUNCHER_VARIABLES[:-1]:
-        launched = os.environ.get(size_var, "")
-        if launched.isdigit() and os.environ.get(rank_var) is not None and int(launched) != size:
-            raise RuntimeError(
-                f"distributed.init: the launcher started {launched} ranks ({size_var}={launched}) but MPI sees a world "
-                f"of {size}: this mpiexec is from another MPI than mpi4py's; use the mpiexec of the MPI that "
-                "`python3 -m mpi4py --mpi-lib-version` names, or reinstall mpi4py against this mpiexec's MPI"
-            )
+    claim = _mpiexec_claim()
+    if claim is not None and claim[1] != size:
+        var, launched = claim
+        raise RuntimeError(
+            f"distributed.init: the launcher started {launched} ranks ({var}={launched}) but MPI sees a world "
+            f"of {size}: this mpiexec is from another MPI than mpi4py's; use the mpiexec of the MPI that "
+            "`python3 -m mpi4py --mpi-lib-version` names, or reinstall mpi4py against this mpiexec's MPI"
+        )
 
 
 class World:
@@ -155,10 +167,10 @@ def check_initialized(what: str) -> None:
     Without it, a wrapper or a sampler built before ``init()`` would see a world of 1 on every rank:
     no broadcast of the weights, every rank on the whole data set, and no error until the results.
     """
-    size = launched_world_size()
-    if _WORLD is None and size > 1:
+    claim = _mpiexec_claim()
+    if _WORLD is None and claim is not None and claim[1] > 1:
         raise RuntimeError(
-            f"{what}: this process is one of {size} launched ranks but distributed.init() has not been called: "
+            f"{what}: this process is one of {claim[1]} launched ranks but distributed.init() has not been called: "
             "call it first, before building the model's wrapper and the samplers"
         )
 
