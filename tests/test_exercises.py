@@ -356,11 +356,17 @@ def test_check_exit_status_is_zero_only_when_it_passes(workspace, capsys):
 def test_user_mistakes_are_one_error_line_with_the_fix(workspace, tmp_path, capsys):
     (workspace / "div.py").write_text("def broken(:\n    pass\n")
     (workspace / "log.py").unlink()
+    (tmp_path / "empty").mkdir()
     cases = [
         (["check", "mull", "--dir", workspace], "no exercise named 'mull'; did you mean mul?"),
         (["check", "mul", "--dir", tmp_path / "nowhere"], "no folder"),
         (["check", "div", "--dir", workspace], "div.py, line 1:"),
-        (["check", "log", "--dir", workspace], "log.py does not exist: `python3 -m minitorch_nndl.exercises start"),
+        (["check", "log", "--dir", workspace], "log.py does not exist: `python3 -m minitorch_nndl.exercises start NEW"),
+        (
+            ["check", "log", "--dir", tmp_path / "empty"],
+            f"log.py does not exist: `{exercises.COMMAND} start {tmp_path}",
+        ),
+        (["check", "mul", "--dir", workspace / "mul.py"], "mul.py is a file: --dir takes the folder"),
         (["check"], "check needs one exercise NAME or --all"),
         (["check", "mul", "--all"], "check needs one exercise NAME or --all"),
         (["check", "--all", "--solutions", "--dir", workspace], "--solutions grades the library's own ops"),

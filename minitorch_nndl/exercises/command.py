@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..cli import OneLineParser, UsageError, run_program, whole_number
 from . import COMMAND, DEFAULT_EXAMPLES, EXERCISES, ExerciseError, check, exercise, start
+from .workspace import require_folder
 
 __all__ = ["build_parser", "main"]
 
@@ -67,8 +68,8 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--solutions grades the library's own ops; it reads no --dir")
     chosen = EXERCISES if args.all else (exercise(args.name),)
     directory = "." if args.dir is None else args.dir
-    if not args.solutions and not Path(directory).is_dir():
-        raise ExerciseError(f"no folder {directory}: `{COMMAND} start {directory}` creates it with the exercise files")
+    if not args.solutions:
+        require_folder(Path(directory))  # before --all, so a wrong folder is one error, not one per exercise
     if not args.all:
         result = check(chosen[0].name, directory, solutions=args.solutions, examples=args.examples)
         print(result.text())

@@ -249,14 +249,21 @@ def _explicit() -> dict[str, Callable[[], list]]:
         running = (Tensor._wrap(np.zeros(c)), Tensor._wrap(np.ones(c))) if update else (None, None)
         return (_t(shape, 11, distinct=True), gamma, beta, *running, True, update, 0.1, 1e-5)
 
-    reductions = [((2, 3, 4), (0, 2), False), ((2, 3, 4), (1,), True), ((2, 3), (), False), ((2, 3), (0, 1), False)]
+    reductions = [
+        ((2, 3, 4), (0, 2), False),
+        ((2, 3, 4), (1,), True),
+        ((2, 3), (), False),  # no axis: the identity
+        ((2, 3), (0, 1), False),
+        ((3, 1, 2), (1,), False),  # a size-1 axis: n = 1
+        ((), (), True),  # a 0-d input
+    ]
     return {
         "unbroadcast": lambda: [(_t((3, 1), 1), (2, 3, 4)), (_t((), 1), (2, 3)), (_t((1, 3), 1), (1, 3))],
         "mul": _binary_cases,
         "div": _positive_b_cases,
         "pow": lambda: _binary_cases(low_a=0.5),
-        "exp": lambda: [(_t((2, 3), 1),)],
-        "log": lambda: [(_t((2, 3), 1, 0.2, 3.0),)],
+        "exp": lambda: [(_t((2, 3), 1),), (_t((), 2),)],
+        "log": lambda: [(_t((2, 3), 1, 0.2, 3.0),), (_t((), 2, 0.2, 3.0),)],
         "sum": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
         "mean": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
         "matmul": lambda: [
@@ -269,7 +276,10 @@ def _explicit() -> dict[str, Callable[[], list]]:
                 ((2, 1, 2, 3), (4, 3, 2)),
             ]
         ],
-        "relu": lambda: [(Tensor._wrap(np.array([[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]])),)],
+        "relu": lambda: [
+            (Tensor._wrap(np.array([[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]])),),
+            (Tensor._wrap(np.array(-0.5)),),
+        ],
         "softmax": lambda: [(_t((2, 3, 4), 1), 1), (_t((3, 4), 1), 0)],
         "log_softmax": lambda: [(_t((2, 3, 4), 1), 1), (_t((3, 4), 1), 0)],
         "cross_entropy": lambda: ce,

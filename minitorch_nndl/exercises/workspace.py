@@ -91,6 +91,11 @@ def _line_of(error: BaseException, path: Path) -> str:
 def _load_module(exercise: Exercise, folder: Path, loading: tuple[str, ...] = ()) -> ModuleType:
     path = folder / exercise.file
     if not path.is_file():
+        if any((folder / other.file).is_file() for other in EXERCISES):  # the others are there: do not clobber them
+            raise ExerciseError(
+                f"{path} does not exist: `{COMMAND} start NEW_FOLDER` writes a fresh set of stubs; "
+                f"copy {exercise.file} from there into {folder}"
+            )
         raise ExerciseError(f"{path} does not exist: `{COMMAND} start {folder}` writes the exercise files")
     dependencies = {}
     for name in exercise.uses:
@@ -121,11 +126,17 @@ def _load_module(exercise: Exercise, folder: Path, loading: tuple[str, ...] = ()
     return module
 
 
+def require_folder(folder: Path) -> None:
+    if folder.is_file():
+        raise ExerciseError(f"{folder} is a file: --dir takes the folder that `{COMMAND} start` wrote the stubs to")
+    if not folder.is_dir():
+        raise ExerciseError(f"no folder {folder}: `{COMMAND} start {folder}` creates it with the exercise files")
+
+
 def load(exercise: Exercise, directory: str | Path) -> Any:
     """The student's answer to ``exercise`` from ``directory``: their Function subclass or step function."""
     folder = Path(directory)
-    if not folder.is_dir():
-        raise ExerciseError(f"no folder {folder}: `{COMMAND} start {folder}` creates it with the exercise files")
+    require_folder(folder)
     module = _load_module(exercise, folder)
     answer = getattr(module, exercise.attr, None)
     if answer is None:
