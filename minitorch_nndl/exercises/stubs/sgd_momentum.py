@@ -3,9 +3,10 @@
 
 There is no backward here: the gradient is given, and the step is the exercise.  The
 rule is PyTorch's (and ``minitorch_nndl.optim.SGD``'s), for one parameter array:
-the L2 weight decay is added to the gradient, the momentum buffer accumulates the
-gradients (on the first step, when ``buf`` is None, it starts as the gradient itself),
-and the parameter moves by lr times the buffer against it.
+the L2 weight decay is added to the gradient; the momentum buffer is a decaying sum
+of those gradients (each step, ``momentum`` times the old buffer plus the new
+gradient; on the first step, when ``buf`` is None, the gradient itself, no
+dampening); and the parameter moves by lr times the buffer against it.
 
 Write: ``sgd_momentum_step``.  Return new arrays (or update ``param`` and ``buf`` in
 place and return them).
