@@ -214,8 +214,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     notes["source"] = data["source"]
     if not args.resume:  # a resumed run continues in its own folder; anything else never replaces an earlier run
         default = Path(args.eval_only).parent / f"eval-{Path(args.eval_only).stem}" if args.eval_only else cfg["out"]
-        out, notes["folder"] = runs.fresh_folder(args.out or default, bool(args.overwrite))
-        runs.prepare_folder(out, bool(args.overwrite), runs.RUN_FILES)
+        out, notes["folder"] = data_parallel.one_folder(
+            lambda: runs.fresh_folder(args.out or default, bool(args.overwrite)),
+            lambda folder: runs.prepare_folder(folder, bool(args.overwrite), runs.RUN_FILES),
+        )
         cfg["out"] = str(out)
     cfg.update(runs.dataset_settings(cfg["dataset"]))
     mt.manual_seed(cfg["seed"])

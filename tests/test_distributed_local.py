@@ -271,3 +271,30 @@ def test_cupy_without_an_nccl_library_is_one_clear_error(monkeypatch):
         monkeypatch.setattr(sys.modules["cupy.cuda.nccl"], "available", False)  # as CuPy sets it then
         with pytest.raises(RuntimeError, match=r"could not load the NCCL library.*backend=\"mpi\""):
             nccl._nccl()
+
+
+class _RankOfTwo:
+    """What ``train.data_parallel.one_folder`` needs of a world: its rank, size 2 and rank 0's broadcast."""
+
+    def __init__(self, rank: int, rank0_choice: tuple[str, str]) -> None:
+        self.rank, self.size, self.mpi, self._choice = rank, 2, self, rank0_choice
+
+    def bcast(self, obj, root=0):
+        return self._choice if self.rank != root else obj
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_every_rank_writes_into_the_folder_rank_0_chose_and_only_rank_0_prepares_it(rank, tmp_path, monkeypatch):
+    """Rank 1 may see the file system differently (rank 0 already created the folder, a slow NFS):
+    it still takes rank 0's folder and never deletes or creates anything itself."""
+    from minitorch_nndl.train import data_parallel
+
+    rank0 = (str(tmp_path / "runs" / "r-2"), "(runs/r holds an earlier run, which is kept)")
+    monkeypatch.setattr(dist, "current_world", lambda: _RankOfTwo(rank, rank0))
+    barriers = []
+    monkeypatch.setattr(dist, "barrier", lambda: barriers.append(rank))
+    prepared = []
+    mine = (tmp_path / "runs" / "r-3", "(what this rank's own look at the folders said)")
+    folder, note = data_parallel.one_folder(lambda: rank0 if rank == 0 else mine, prepared.append)
+    assert (str(folder), note) == rank0
+    assert prepared == ([folder] if rank == 0 else []) and barriers == [rank]

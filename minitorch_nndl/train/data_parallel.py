@@ -10,6 +10,8 @@ of the program; with ``--distributed`` each of them
 * trains a copy of the model wrapped by :func:`wrap` (SyncBatchNorm, then DistributedDataParallel);
 * reads its own shard of the data (:func:`sampler`): a reshuffled padded shard to train on, an
   exact one (every image once over all ranks) to evaluate;
+* writes into the run folder rank 0 chose and prepared (:func:`one_folder`), so every rank agrees
+  on it whatever the file system shows each of them, and an ``--overwrite`` deletes once;
 * is quiet unless it is rank 0 (its stdout goes to ``os.devnull``; errors still reach stderr), and
   the run's files are written by rank 0 only (the Trainer and :mod:`.runs` check :func:`is_main`);
 * ends the whole job when it fails alone (:func:`exit_status`), so no rank waits forever for one that quit.
@@ -22,13 +24,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import distributed as dist
 from ..data import DistributedSampler
 from ..nn import Module, SyncBatchNorm
 
-__all__ = ["setup", "wrap", "sampler", "exit_status", "is_main"]
+__all__ = ["setup", "wrap", "sampler", "one_folder", "exit_status", "is_main"]
 
 
 def is_main() -> bool:
@@ -76,6 +80,27 @@ def sampler(dataset: Any, cfg: dict[str, Any], train: bool) -> DistributedSample
     if train:
         return DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
     return DistributedSampler(dataset, shuffle=False, pad=False)
+
+
+def one_folder(choose: Callable[[], tuple[Path, str]], prepare: Callable[[Path], None]) -> tuple[Path, str]:
+    """The run folder and its banner note, ``choose()``-n and ``prepare()``-d by rank 0, the same on every rank.
+
+    Every rank calls ``choose()`` first (it only checks the file system, so a folder that cannot be
+    used is the same one-line error on every rank); rank 0's choice is then broadcast (a path and a
+    note: two short strings), rank 0 alone prepares it, and the barrier after that means no rank
+    goes on before the folder exists.  Without several ranks: ``choose()``, then ``prepare()``.
+    """
+    folder, note = choose()
+    w = dist.current_world()
+    if w.size == 1 or w.mpi is None:
+        prepare(folder)
+        return folder, note
+    folder, note = w.mpi.bcast((str(folder), note), root=0)  # strings, not arrays: pickling is fine here
+    folder = Path(folder)
+    if w.rank == 0:
+        prepare(folder)
+    dist.barrier()
+    return folder, note
 
 
 def exit_status(code: int, wait_seconds: float = 30.0) -> int:
