@@ -340,7 +340,7 @@ def compare_op(ex: Exercise, candidate: type[Function], inputs: tuple, student_d
             if wrong.kind == "shape":
                 wrong.lines = [f"dL/d{names[i]} has shape {tuple(g.shape)}, but {names[i]} has shape {expected.shape}"]
             elif values_of(w):  # a small case: enough to redo it by hand
-                wrong.lines.append(f"the incoming grad (dL/dy) was {values_of(w)}, for yours and ours")
+                wrong.lines.append(f"the incoming grad (dL/dy, shape {w.shape}) was {values_of(w)}, for yours and ours")
             return wrong
     return None
 
