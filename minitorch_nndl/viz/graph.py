@@ -249,13 +249,21 @@ def _render_matplotlib(graph: _Graph, path: Path, dpi: int) -> None:
     rows: dict[int, list[_Item]] = {}
     for item in graph.items:
         rows.setdefault(depth[item.key], []).append(item)
-    width = max(len(r) for r in rows.values())
+
+    # x in characters: each box gets the width of its longest line, so wide neighbours never overlap
+    def chars(item: _Item) -> int:
+        return max(len(line) for line in item.lines) + 6
+
+    row_chars = {level: sum(chars(item) for item in items) for level, items in rows.items()}
+    width = max(row_chars.values())
     height = max(rows) + 1
     pos: dict[str, tuple[float, float]] = {}
     for level, items in rows.items():
-        for i, item in enumerate(items):
-            pos[item.key] = ((i + 0.5) * width / len(items), level)
-    fig, ax = plt.subplots(figsize=(max(4.0, 2.6 * width), max(3.0, 1.1 * height)))
+        x = (width - row_chars[level]) / 2  # each row centred
+        for item in items:
+            pos[item.key] = (x + chars(item) / 2, level)
+            x += chars(item)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.065 * width), max(3.0, 1.1 * height)))
     for src, dst in graph.edges:
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         start, end = ((x0, y0 + 0.22), (x1, y1 - 0.22))
