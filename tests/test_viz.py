@@ -193,3 +193,25 @@ def test_backward_drawing_holds_the_hand_computed_adjoints_without_torch() -> No
     for name, adjoint in by_hand.items():
         assert _adjoint_of(labels[name]) == adjoint, (name, labels[name])
     assert "x" not in labels and "(3,) float32\\nvalue [1, 2, 3]" not in "".join(labels.values())
+
+
+def test_matplotlib_layout_never_overlaps_boxes_of_one_row() -> None:
+    """Wide labels side by side (a long adjoint next to a short one) get room for their longest line."""
+    a = mt.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    b = mt.tensor(np.ones(4), requires_grad=True)
+    c = mt.tensor(2.0, requires_grad=True)
+    loss = ((a + b) * c).sum()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)
+    graph = graph_module._build(loss, True, {"a": a, "b": b, "c": c}, 4, "backward")
+    pos, width, _ = graph_module._positions(graph)
+    rows: dict[float, list[tuple[float, float]]] = {}
+    for item in graph.items:
+        x, y = pos[item.key]
+        half = graph_module._box_chars(item) / 2
+        rows.setdefault(y, []).append((x - half, x + half))
+    assert any(len(spans) > 1 for spans in rows.values())
+    for spans in rows.values():
+        spans.sort()
+        assert spans[0][0] >= 0 and spans[-1][1] <= width
+        assert all(left[1] <= right[0] for left, right in zip(spans, spans[1:])), spans

@@ -239,30 +239,36 @@ def _layers(graph: _Graph) -> dict[str, int]:
     return depth
 
 
+def _box_chars(item: _Item) -> int:
+    """A box's width in characters: its longest line and a margin."""
+    return max(len(line) for line in item.lines) + 6
+
+
+def _positions(graph: _Graph) -> tuple[dict[str, tuple[float, float]], int, int]:
+    """(x, y) of every item, x in characters: each box as wide as its longest line, each row centred,
+    so neighbours never overlap; with the width (characters) and height (rows) of the drawing."""
+    depth = _layers(graph)
+    rows: dict[int, list[_Item]] = {}
+    for item in graph.items:
+        rows.setdefault(depth[item.key], []).append(item)
+    row_chars = {level: sum(_box_chars(item) for item in items) for level, items in rows.items()}
+    width = max(row_chars.values())
+    pos: dict[str, tuple[float, float]] = {}
+    for level, items in rows.items():
+        x = (width - row_chars[level]) / 2
+        for item in items:
+            pos[item.key] = (x + _box_chars(item) / 2, level)
+            x += _box_chars(item)
+    return pos, width, max(rows) + 1
+
+
 def _render_matplotlib(graph: _Graph, path: Path, dpi: int) -> None:
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    depth = _layers(graph)
-    rows: dict[int, list[_Item]] = {}
-    for item in graph.items:
-        rows.setdefault(depth[item.key], []).append(item)
-
-    # x in characters: each box gets the width of its longest line, so wide neighbours never overlap
-    def chars(item: _Item) -> int:
-        return max(len(line) for line in item.lines) + 6
-
-    row_chars = {level: sum(chars(item) for item in items) for level, items in rows.items()}
-    width = max(row_chars.values())
-    height = max(rows) + 1
-    pos: dict[str, tuple[float, float]] = {}
-    for level, items in rows.items():
-        x = (width - row_chars[level]) / 2  # each row centred
-        for item in items:
-            pos[item.key] = (x + chars(item) / 2, level)
-            x += chars(item)
+    pos, width, height = _positions(graph)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.065 * width), max(3.0, 1.1 * height)))
     for src, dst in graph.edges:
         (x0, y0), (x1, y1) = pos[src], pos[dst]
