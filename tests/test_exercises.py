@@ -213,6 +213,7 @@ PLANTED = {
         "check_op",
         ["passed so far: output and gradients equal ours", "float32", "hint: float32 in, float32 out"],
     ),
+    "a list, not a tuple": ("exp", "return [grad * y]", "error", ["returned a list: return a tuple"]),
     "grad changed in place": ("relu", "grad *= x > 0\nreturn (grad,)", "mutation", ["grad *= mask"]),
     "eps inside the square root": (
         "adam",

@@ -321,6 +321,8 @@ def compare_op(ex: Exercise, candidate: type[Function], inputs: tuple, student_d
                 "op's gradient: compute a new array (grad * mask, not grad *= mask)"
             ],
         )
+    if isinstance(grads, list):  # the engine would take a list for one gradient, and fail
+        return Finding("error", ["your backward returned a list: return a tuple, one gradient per input, in order"])
     if not isinstance(grads, tuple):
         grads = (grads,)
     names = ex.input_names
