@@ -17,8 +17,9 @@ NumPy uses and the OpenBLAS kernels it picked (``OPENBLAS_CORETYPE`` in the
 environment forces a kernel family: it is printed, because it can halve the GEMM speed).
 
 PyTorch runs with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
-NumPy's BLAS uses its own threads and ours its copy threads
-(``minitorch_nndl.kernels.parallel``).  Ours calls
+ours by default splits each convolution's batch over one thread per CPU with a
+single-threaded BLAS (``minitorch_nndl.kernels.parallel.use_batch_threads()``;
+``--ours-threads blas`` leaves the threads to NumPy's BLAS instead), and calls
 ``minitorch_nndl.backend.reuse_freed_memory()`` (glibc keeps freed memory for the next
 step) unless ``--no-reuse-freed-memory``.
 
@@ -101,6 +102,8 @@ def _measure(
 def bench_ours(batch: int, args: argparse.Namespace) -> dict[str, float]:
     if not args.no_reuse_freed_memory:
         mt.backend.reuse_freed_memory()
+    if args.ours_threads == "batch":
+        parallel.use_batch_threads()
     device = mt.backend.normalize_device(args.device)
     mt.manual_seed(0)
     model = models.resnet18(device=device)
@@ -280,6 +283,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precision", choices=("fp32", "tf32"), default="fp32", help="GPU matmul/conv precision (default fp32)"
     )
+    parser.add_argument(
+        "--ours-threads",
+        choices=("batch", "blas"),
+        default="batch",
+        help="ours: batch (each thread a part of the batch, BLAS single-threaded: "
+        "parallel.use_batch_threads()) or blas (only the GEMMs threaded, by BLAS)",
+    )
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -313,10 +323,15 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.no_reuse_freed_memory:
         worker_argv.append("--no-reuse-freed-memory")
+    worker_argv.append(f"--ours-threads={args.ours_threads}")
 
     print(f"ResNet18-CIFAR on {device}: {cpu_model()}, {os.cpu_count()} CPUs")
     print(f"numpy {np.__version__} with {numpy_blas()}, {parallel.blas_threads()} BLAS threads")
-    print(f"ours: {parallel.num_threads()} copy thread(s) (minitorch_nndl.kernels.parallel)")
+    if args.ours_threads == "batch":
+        print(f"ours: the batch split over {os.cpu_count()} threads, BLAS single-threaded (use_batch_threads)")
+    else:
+        print(f"ours: GEMMs on the BLAS threads, {parallel.num_threads()} copy thread(s)")
+    print(f"ours: glibc keeps freed memory (reuse_freed_memory): {not args.no_reuse_freed_memory}")
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
     print(f"steps={args.steps} warmup={args.warmup} repeats={args.repeats} (median; each a fresh subprocess)")

@@ -173,3 +173,24 @@ def test_the_pool_is_off_by_default_when_blas_is_threaded():
     assert parallel.openblas_call("no_such_function_anywhere") is None
     if "MINITORCH_NUM_THREADS" not in os.environ and parallel.blas_threads() > 1:
         assert parallel._default_threads() == 1
+
+
+def test_nested_batch_ranges_run_in_the_calling_thread():
+    """A chunk running in a pool thread that splits again (im2row inside a conv range) must
+    not wait for the pool it is part of."""
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    inner_threads = []
+
+    def inner(start, stop):
+        inner_threads.append(threading.get_ident())
+
+    def outer(start, stop):
+        parallel.for_batch_ranges(inner, 4)
+        assert inner_threads[-1] == threading.get_ident()
+
+    try:
+        parallel.for_batch_ranges(outer, 4)
+    finally:
+        parallel.set_num_threads(before)
+    assert len(inner_threads) == 2  # one unsplit inner call per outer range

@@ -142,13 +142,17 @@ class Conv2d(Function):
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
         per_chunk = _images_per_chunk(x, geometry, (OH, OW))
-        for start in range(0, N, per_chunk):
-            stop = min(N, start + per_chunk)
-            if winograd:
-                kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop])
-            else:
-                rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
-                xp.matmul(rows, filters.T, out=out_rows[start * OH * OW : stop * OH * OW])
+
+        def convolve(first: int, last: int) -> None:  # the images first..last-1, a chunk at a time
+            for start in range(first, last, per_chunk):
+                stop = min(last, start + per_chunk)
+                if winograd:
+                    kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop])
+                else:
+                    rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
+                    xp.matmul(rows, filters.T, out=out_rows[start * OH * OW : stop * OH * OW])
+
+        parallel.for_batch_ranges(convolve, N, x)  # one range per thread (the pool is off by default)
         return out.transpose(0, 3, 1, 2), x_rows
 
     @staticmethod
@@ -160,7 +164,6 @@ class Conv2d(Function):
         _, C, H, W = geometry.x_shape
         g_rows = _channels_last(grad).reshape(N * OH * OW, C_out)
         w_rows = _weight_rows(weight)
-        dw_rows = xp.zeros(w_rows.shape, dtype=grad.dtype) if want_dw else None
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
         # dx is the stride-1 convolution of dY with the flipped filter, padded 2 - p: Winograd too
         dx_padding = (2 - geometry.padding[0], 2 - geometry.padding[1])
@@ -169,16 +172,24 @@ class Conv2d(Function):
             flipped = kernels.winograd.transform_filter(kernels.winograd.flipped_filter(weight))
             g_images = g_rows.reshape(N, OH, OW, C_out)
         per_chunk = _images_per_chunk(grad, geometry, (OH, OW))
-        for start in range(0, N, per_chunk):
-            stop = min(N, start + per_chunk)
-            g_chunk = g_rows[start * OH * OW : stop * OH * OW]
-            if want_dw:
-                dw_rows += g_chunk.T @ _rows_of(x_rows[start:stop], geometry, (OH, OW))
-            if winograd:
-                kernels.winograd.conv3x3(g_images[start:stop], flipped, dx_padding, dx[start:stop])
-            elif want_dx:
-                drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
-                _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
+        dw_parts: dict[int, Any] = {}  # dW of each thread's range, added in a fixed order
+
+        def backpropagate(first: int, last: int) -> None:
+            dw_part = xp.zeros(w_rows.shape, dtype=grad.dtype) if want_dw else None
+            for start in range(first, last, per_chunk):
+                stop = min(last, start + per_chunk)
+                g_chunk = g_rows[start * OH * OW : stop * OH * OW]
+                if want_dw:
+                    dw_part += g_chunk.T @ _rows_of(x_rows[start:stop], geometry, (OH, OW))
+                if winograd:
+                    kernels.winograd.conv3x3(g_images[start:stop], flipped, dx_padding, dx[start:stop])
+                elif want_dx:
+                    drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
+                    _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
+            dw_parts[first] = dw_part
+
+        parallel.for_batch_ranges(backpropagate, N, grad)
+        dw_rows = sum(dw_parts[first] for first in sorted(dw_parts)) if want_dw else None
         dw = None
         if want_dw:
             KH, KW = geometry.kernel_size
