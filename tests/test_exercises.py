@@ -265,6 +265,8 @@ def test_a_constant_factor_is_claimed_only_when_it_can_be_one():
     assert compare_arrays("d", expected / 3, expected).kind == "factor"
     assert compare_arrays("d", -expected[:1], expected[:1]).kind == "sign"
     assert compare_arrays("d", 31.6 * expected[:1], expected[:1]).kind == "values"
+    zero = compare_arrays("d", 0 * expected[:1], expected[:1])  # not "0 times ours"
+    assert zero.kind == "values" and "yours is 0 everywhere" in zero.lines[1]
     three = np.array([0.3, -0.7, 1.1])
     assert "every element is 31.6 times ours" in compare_arrays("d", 31.6 * three, three).lines[1]
 

@@ -220,6 +220,8 @@ def _raised(stage: str, error: BaseException, student_dir: Path | None, own_file
 
 def _simple(factor: float) -> bool:
     """Whether ``factor`` is a whole number or one over one (2, 1/3, -4): what a forgotten n or 1/n gives."""
+    if factor == 0:
+        return False
     return any(abs(v - round(v)) <= 1e-6 * abs(v) and round(v) != 0 for v in (factor, 1 / factor))
 
 
@@ -248,7 +250,9 @@ def compare_arrays(what: str, got: Any, expected: np.ndarray) -> Finding | None:
     with np.errstate(invalid="ignore", divide="ignore"):
         nonzero = np.abs(expected) > 1e-12
         ratios = got[nonzero] / expected[nonzero]
-    if ratios.size and np.all(np.isfinite(ratios)) and np.ptp(ratios) <= 1e-6 * max(1.0, abs(ratios[0])):
+    if ratios.size and np.all(np.abs(got) <= 1e-12):
+        lines.append("yours is 0 everywhere: is grad multiplied in at all, or is a mask always False?")
+    elif ratios.size and np.all(np.isfinite(ratios)) and np.ptp(ratios) <= 1e-6 * max(1.0, abs(ratios[0])):
         same_zeros = np.all(np.abs(got[~nonzero]) <= 1e-9)
         factor = float(ratios[0])
         if same_zeros and abs(factor + 1) < 1e-6:
