@@ -194,3 +194,25 @@ def test_nested_batch_ranges_run_in_the_calling_thread():
     finally:
         parallel.set_num_threads(before)
     assert len(inner_threads) == 2  # one unsplit inner call per outer range
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_norm_and_relu_split_over_threads_give_the_same_result(threads):
+    rng = np.random.default_rng(4)
+    x_np = rng.standard_normal((5, 3, 4, 4))
+    before = parallel.num_threads()
+
+    def run(n):
+        parallel.set_num_threads(n)
+        x = mt.tensor(x_np, dtype=mt.float64, requires_grad=True)
+        w = mt.tensor(np.array([0.5, -1.0, 2.0]), dtype=mt.float64, requires_grad=True)
+        y = relu(batch_norm(x, None, None, w, None, training=True))
+        (y * y).sum().backward()
+        return y.numpy(), x.grad
+
+    try:
+        one, split = run(1), run(threads)
+    finally:
+        parallel.set_num_threads(before)
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -158,6 +158,22 @@ def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -
         future.result()  # waits, and re-raises an exception from that range here
 
 
+def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -> Any:
+    """The sum of ``fn(start, stop)`` over the ranges of :func:`for_batch_ranges`, added in
+    range order (so the result does not depend on which thread finished first)."""
+    parts: dict[int, Any] = {}
+
+    def run(start: int, stop: int) -> None:
+        parts[start] = fn(start, stop)
+
+    for_batch_ranges(run, n, array)
+    ordered = [parts[start] for start in sorted(parts)]
+    total = ordered[0]
+    for part in ordered[1:]:
+        total = total + part
+    return total
+
+
 def _share(fn: Callable[[int, int], Any], start: int, stop: int) -> None:
     _state.busy = True
     try:

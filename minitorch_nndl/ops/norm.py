@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import backend
 from ..autograd import Context, Function
+from ..kernels import parallel
 from ..tensor import Tensor
 
 
@@ -64,13 +65,20 @@ class BatchNorm(Function):
         eps: float,
     ) -> Any:
         xp = backend.xp_of(x)
+        N = x.shape[0]
         axes = (0,) if x.ndim == 2 else (0, 2, 3)
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # broadcasts a per-channel vector against x
         count = x.size // x.shape[1]
+        y = xp.empty_like(x)  # x's memory order (channels-last stays channels-last)
+        # Each pass below runs over ranges of the batch, one per thread of kernels.parallel.
         if use_batch_stats:
-            mean = x.mean(axis=axes)
-            y = x - mean.reshape(shape)  # the centred x, turned into y in place below
-            var = _channel_dot(y, y) / x.dtype.type(count)  # biased: this is what normalizes
+            mean = parallel.sum_over_batch_ranges(lambda i, j: x[i:j].sum(axis=axes), N, x) / x.dtype.type(count)
+
+            def centre(i: int, j: int) -> Any:  # y = x - mu, and the sum of its squares
+                xp.subtract(x[i:j], mean.reshape(shape), out=y[i:j])
+                return _channel_dot(y[i:j], y[i:j])
+
+            var = parallel.sum_over_batch_ranges(centre, N, x) / x.dtype.type(count)  # biased: it normalizes
             if update_running:
                 unbiased = var * (count / (count - 1))
                 running_mean *= 1 - momentum
@@ -80,11 +88,16 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(x.dtype, copy=False)
             var = running_var.astype(x.dtype, copy=False)
-            y = x - mean.reshape(shape)
+            parallel.for_batch_ranges(lambda i, j: xp.subtract(x[i:j], mean.reshape(shape), out=y[i:j]), N, x)
         inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-        y *= (inv_std if weight is None else inv_std * weight).reshape(shape)  # gamma (x - mu) / sigma
-        if bias is not None:
-            y += bias.reshape(shape)
+        scale = (inv_std if weight is None else inv_std * weight).reshape(shape)
+
+        def normalize(i: int, j: int) -> None:  # y = gamma (x - mu) / sigma + beta
+            y[i:j] *= scale
+            if bias is not None:
+                y[i:j] += bias.reshape(shape)
+
+        parallel.for_batch_ranges(normalize, N, x)
         if ctx.needs_input_grad:
             ctx.save_for_backward(x, mean, inv_std, weight)
             ctx.axes, ctx.shape, ctx.count, ctx.batch_stats = axes, shape, count, use_batch_stats
@@ -95,22 +108,38 @@ class BatchNorm(Function):
         x, mean, inv_std, weight = ctx.saved_tensors
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
+        xp = backend.xp_of(grad)
+        N = grad.shape[0]
         dx = dweight = dbias = None
-        grad_sum = grad.sum(axis=axes)
-        if needs[1] or (needs[0] and ctx.batch_stats):
-            centred = x - mean.reshape(shape)  # xhat * sigma; becomes dL/dx below
-            grad_xhat_sum = _channel_dot(grad, centred) * inv_std
+        centre = needs[1] or (needs[0] and ctx.batch_stats)
+        if centre:
+            centred = xp.empty_like(x)  # x - mu = xhat * sigma; becomes dL/dx below
+
+        def sums(i: int, j: int) -> Any:  # per channel: sum g, and sum g (x - mu)
+            if not centre:
+                return grad[i:j].sum(axis=axes)
+            xp.subtract(x[i:j], mean.reshape(shape), out=centred[i:j])
+            return xp.stack([grad[i:j].sum(axis=axes), _channel_dot(grad[i:j], centred[i:j])])
+
+        totals = parallel.sum_over_batch_ranges(sums, N, grad)
+        grad_sum, grad_xhat_sum = (totals[0], totals[1] * inv_std) if centre else (totals, None)
         if needs[0]:
-            scale = inv_std if weight is None else weight * inv_std  # gamma / sigma per channel
+            scale = (inv_std if weight is None else weight * inv_std).reshape(shape)  # gamma / sigma
             if ctx.batch_stats:
                 m = grad.dtype.type(ctx.count)
-                dx = centred  # g - sum(g)/M - xhat sum(g xhat)/M, then times gamma/sigma:
-                dx *= (-inv_std * grad_xhat_sum / m).reshape(shape)
-                dx += grad
-                dx -= (grad_sum / m).reshape(shape)
-                dx *= scale.reshape(shape)
+                dx = centred
+                along_xhat = (-inv_std * grad_xhat_sum / m).reshape(shape)
+                mean_grad = (grad_sum / m).reshape(shape)
+
+                def input_gradient(i: int, j: int) -> None:  # (g - sum(g)/M - xhat sum(g xhat)/M) gamma/sigma
+                    dx[i:j] *= along_xhat
+                    dx[i:j] += grad[i:j]
+                    dx[i:j] -= mean_grad
+                    dx[i:j] *= scale
+
+                parallel.for_batch_ranges(input_gradient, N, grad)
             else:
-                dx = grad * scale.reshape(shape)
+                dx = grad * scale
         if weight is not None and needs[1]:
             dweight = grad_xhat_sum
         if needs[2]:
