@@ -152,6 +152,8 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     x_np = rng.standard_normal((3, 4, 7, 6))
     w_np = rng.standard_normal((5, 4, 3, 3))
 
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # small test images use it too
+
     def run(use_winograd):
         monkeypatch.setattr(conv_module, "USE_WINOGRAD", use_winograd)
         x = mt.tensor(x_np, dtype=mt.float64, requires_grad=True)
@@ -166,6 +168,10 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     U = winograd.transform_filter(w_np)
     np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
     assert winograd.applies((3, 3), (1, 1), (1, 1)) and not winograd.applies((3, 3), (2, 2), (1, 1))
+    monkeypatch.setattr(conv_module, "USE_WINOGRAD", True)
+    x = mt.tensor(x_np[:1, :2, :5, :4], dtype=mt.float64, requires_grad=True)
+    w = mt.tensor(w_np[:2, :2], dtype=mt.float64, requires_grad=True)
+    assert mt.gradcheck(lambda a, b: conv2d(a, b, padding=padding), [x, w])
 
 
 def test_the_pool_is_off_by_default_when_blas_is_threaded():
