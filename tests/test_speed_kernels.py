@@ -222,3 +222,15 @@ def test_batch_norm_and_relu_split_over_threads_give_the_same_result(threads):
         parallel.set_num_threads(before)
     for a, b in zip(one, split):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_pool_threads_run_under_the_callers_numpy_error_state():
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    states = []
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            parallel.for_batch_ranges(lambda i, j: states.append(np.geterr()["invalid"]), 4)
+    finally:
+        parallel.set_num_threads(before)
+    assert states == ["ignore", "ignore"]

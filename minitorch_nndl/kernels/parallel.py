@@ -34,6 +34,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 
 
@@ -145,15 +147,17 @@ def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -
     ``array`` (any array the work touches) tells NumPy work, which is split over the
     threads, from CuPy work, which runs as one call ``fn(0, n)``.  A call made from
     inside a share (a convolution's chunk calling im2row) runs as one call too: the
-    threads are already busy.
+    threads are already busy.  Every share runs under the caller's NumPy error state
+    (``np.errstate`` is per thread: a caller that ignores overflow expects its ranges to).
     """
     nested = getattr(_state, "busy", False)
     if n <= 1 or _num_threads == 1 or nested or (array is not None and backend.is_cuda_array(array)):
         fn(0, n)
         return
     *others, mine = split(n, _num_threads)
-    futures = [_executor().submit(_share, fn, start, stop) for start, stop in others]
-    _share(fn, *mine)
+    errors = np.geterr()
+    futures = [_executor().submit(_share, fn, start, stop, errors) for start, stop in others]
+    _share(fn, *mine, errors)
     for future in futures:
         future.result()  # waits, and re-raises an exception from that range here
 
@@ -174,10 +178,11 @@ def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = No
     return total
 
 
-def _share(fn: Callable[[int, int], Any], start: int, stop: int) -> None:
+def _share(fn: Callable[[int, int], Any], start: int, stop: int, errors: dict[str, str]) -> None:
     _state.busy = True
     try:
-        fn(start, stop)
+        with np.errstate(**errors):
+            fn(start, stop)
     finally:
         _state.busy = False
 
