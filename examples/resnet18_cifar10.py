@@ -29,6 +29,7 @@ import minitorch_nndl as mt
 from minitorch_nndl import cli, models, nn
 from minitorch_nndl.cli import UsageError, command_line, flag, given_options, without_option
 from minitorch_nndl.data import catalog
+from minitorch_nndl.kernels import parallel
 from minitorch_nndl.train import Accuracy, Trainer, data_parallel, restore_model, runs
 from minitorch_nndl.train.recipe import Recipe
 
@@ -305,4 +306,9 @@ def _command(*args: str) -> str:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # process-wide CPU settings, which the library never makes on its own: freed memory kept for the next
+    # step, and (one process per machine) each convolution's batch split over the cores on a 1-thread BLAS
+    mt.backend.reuse_freed_memory()
+    if "--distributed" not in sys.argv:
+        parallel.use_batch_threads()
     sys.exit(main())
