@@ -122,6 +122,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "docs/03-op-derivatives.md, Reductions",
         "Mean",
         ("x", "axes", "keepdims"),
+        uses=("sum",),
         hints={
             "shape": "with keepdims=False, reshape grad to x.shape with 1 on the reduced axes first, then "
             "broadcast it to x.shape (np.broadcast_to)",

@@ -77,9 +77,8 @@ class SyncBatchNormFunction(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        xhat, inv_std, weight, count = ctx.saved_tensors
+        (xhat, inv_std, weight, count), needs = ctx.saved_tensors, ctx.needs_input_grad
         axes, shape = ctx.axes, ctx.shape
-        needs = ctx.needs_input_grad
         grad_sum = grad.sum(axis=axes)  # this rank's: dL/dbeta
         grad_xhat_sum = (grad * xhat).sum(axis=axes)  # this rank's: dL/dgamma
         dx = None

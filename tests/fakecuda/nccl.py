@@ -170,21 +170,21 @@ class NcclCommunicator:
         return getattr(_mpi(), ops[op])
 
     # -------------------------------------------------------------- collectives
+    def _reduction(self, call: str, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int):
+        """What allReduce and reduce check and take: (send, recv, MPI op), or a NcclError."""
+        self._check(call, stream)
+        send = self._buffer(call, sendbuf, count, datatype)
+        return send, self._buffer(call, recvbuf, count, datatype), self._op(call, op)
+
     def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int) -> None:  # noqa: N802
-        self._check("allReduce", stream)
-        send = self._buffer("allReduce", sendbuf, count, datatype)
-        recv = self._buffer("allReduce", recvbuf, count, datatype)
-        mpi_op = self._op("allReduce", op)
+        send, recv, mpi_op = self._reduction("allReduce", sendbuf, recvbuf, count, datatype, op, stream)
         if self._mpi_comm is None:
             recv[...] = send
         else:
             self._mpi_comm.Allreduce(send.copy(), recv, op=mpi_op)
 
     def reduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, root: int, stream: int) -> None:
-        self._check("reduce", stream)
-        send = self._buffer("reduce", sendbuf, count, datatype)
-        recv = self._buffer("reduce", recvbuf, count, datatype)
-        mpi_op = self._op("reduce", op)
+        send, recv, mpi_op = self._reduction("reduce", sendbuf, recvbuf, count, datatype, op, stream)
         if self._mpi_comm is None:
             recv[...] = send
         else:
