@@ -66,6 +66,7 @@ MODULES = [
     "minitorch_nndl.viz",
     "minitorch_nndl.exercises",
     "minitorch_nndl.exercises.grader",
+    "minitorch_nndl.exercises.report",
 ]
 
 # names that are re-exported for convenience and documented where they are defined

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ..tensor import Tensor
 from ..testing import strategies as hs
-from .grader import values_of
+from .report import values_of
 
 __all__ = ["StepCase", "explicit_cases", "strategy_for"]
 
@@ -228,35 +228,40 @@ def _positive_b_cases() -> list[tuple]:
     return [(a, Tensor._wrap(np.where(b.data < 0, b.data - 0.5, b.data + 0.5))) for a, b in _binary_cases()]
 
 
+_CONV_A = dict(x=(2, 2, 5, 5), w=(3, 2, 3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))
+_CONV_B = dict(x=(1, 2, 5, 6), w=(2, 2, 2, 3), stride=(1, 1), padding=(0, 1), dilation=(2, 1))
+_SGD_HYPER = {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.05}
+_ADAM_HYPER = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.05}
+_REDUCTIONS = [  # (shape, axes, keepdims)
+    ((2, 3, 4), (0, 2), False),
+    ((2, 3, 4), (1,), True),
+    ((2, 3), (), False),  # no axis: the identity
+    ((2, 3), (0, 1), False),
+    ((3, 1, 2), (1,), False),  # a size-1 axis: n = 1
+    ((), (), True),  # a 0-d input
+]
+_MATMUL_SHAPES = [((3,), (3, 2)), ((2, 3), (3,)), ((2, 3), (4, 3, 2)), ((4, 2, 3), (3, 2)), ((2, 1, 2, 3), (4, 3, 2))]
+
+
+def _steps(shape: tuple[int, ...], hyper: dict) -> StepCase:
+    return StepCase(_t(shape, 4).data, tuple(_t(shape, 5 + k).data for k in range(3)), hyper)
+
+
+def _conv_case(c: dict, bias: bool) -> tuple:
+    b = _t((c["w"][0],), 6) if bias else None
+    return _t(c["x"], 7), _t(c["w"], 8), b, c["stride"], c["padding"], c["dilation"], 1
+
+
+def _bn_case(shape: tuple[int, ...], affine: bool, update: bool) -> tuple:
+    c = shape[1]
+    gamma, beta = (_t((c,), 9, 0.5, 2.0), _t((c,), 10)) if affine else (None, None)
+    running = (Tensor._wrap(np.zeros(c)), Tensor._wrap(np.ones(c))) if update else (None, None)
+    return (_t(shape, 11, distinct=True), gamma, beta, *running, True, update, 0.1, 1e-5)
+
+
 def _explicit() -> dict[str, Callable[[], list]]:
     """The inputs every answer must get right: broadcasting both ways, batches, overlaps, every reduction."""
-    conv_a = dict(x=(2, 2, 5, 5), w=(3, 2, 3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))
-    conv_b = dict(x=(1, 2, 5, 6), w=(2, 2, 2, 3), stride=(1, 1), padding=(0, 1), dilation=(2, 1))
     ce = [(_t((4, 3), 3), Tensor._wrap(np.array([0, 2, 1, 2])), r, 0.1) for r in ("mean", "sum", "none")]
-    sgd = {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.05}
-    adam = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.05}
-
-    def steps(shape: tuple[int, ...], hyper: dict) -> StepCase:
-        return StepCase(_t(shape, 4).data, tuple(_t(shape, 5 + k).data for k in range(3)), hyper)
-
-    def conv(c: dict, bias: bool) -> tuple:
-        b = _t((c["w"][0],), 6) if bias else None
-        return _t(c["x"], 7), _t(c["w"], 8), b, c["stride"], c["padding"], c["dilation"], 1
-
-    def bn(shape: tuple[int, ...], affine: bool, update: bool) -> tuple:
-        c = shape[1]
-        gamma, beta = (_t((c,), 9, 0.5, 2.0), _t((c,), 10)) if affine else (None, None)
-        running = (Tensor._wrap(np.zeros(c)), Tensor._wrap(np.ones(c))) if update else (None, None)
-        return (_t(shape, 11, distinct=True), gamma, beta, *running, True, update, 0.1, 1e-5)
-
-    reductions = [
-        ((2, 3, 4), (0, 2), False),
-        ((2, 3, 4), (1,), True),
-        ((2, 3), (), False),  # no axis: the identity
-        ((2, 3), (0, 1), False),
-        ((3, 1, 2), (1,), False),  # a size-1 axis: n = 1
-        ((), (), True),  # a 0-d input
-    ]
     return {
         "unbroadcast": lambda: [(_t((3, 1), 1), (2, 3, 4)), (_t((), 1), (2, 3)), (_t((1, 3), 1), (1, 3))],
         "mul": _binary_cases,
@@ -264,18 +269,9 @@ def _explicit() -> dict[str, Callable[[], list]]:
         "pow": lambda: _binary_cases(low_a=0.5),
         "exp": lambda: [(_t((2, 3), 1),), (_t((), 2),)],
         "log": lambda: [(_t((2, 3), 1, 0.2, 3.0),), (_t((), 2, 0.2, 3.0),)],
-        "sum": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
-        "mean": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in reductions],
-        "matmul": lambda: [
-            (_t(a, 1), _t(b, 2))
-            for a, b in [
-                ((3,), (3, 2)),
-                ((2, 3), (3,)),
-                ((2, 3), (4, 3, 2)),
-                ((4, 2, 3), (3, 2)),
-                ((2, 1, 2, 3), (4, 3, 2)),
-            ]
-        ],
+        "sum": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in _REDUCTIONS],
+        "mean": lambda: [(_t(s, 1), axes, keep) for s, axes, keep in _REDUCTIONS],
+        "matmul": lambda: [(_t(a, 1), _t(b, 2)) for a, b in _MATMUL_SHAPES],
         "relu": lambda: [
             (Tensor._wrap(np.array([[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]])),),
             (Tensor._wrap(np.array(-0.5)),),
@@ -284,16 +280,20 @@ def _explicit() -> dict[str, Callable[[], list]]:
         "log_softmax": lambda: [(_t((2, 3, 4), 1), 1), (_t((3, 4), 1), 0)],
         "cross_entropy": lambda: ce,
         "im2col": lambda: [
-            (_t(c["x"], 7), c["w"][2:], c["stride"], c["padding"], c["dilation"]) for c in (conv_a, conv_b)
+            (_t(c["x"], 7), c["w"][2:], c["stride"], c["padding"], c["dilation"]) for c in (_CONV_A, _CONV_B)
         ],
-        "conv2d": lambda: [conv(conv_a, True), conv(conv_b, False)],
+        "conv2d": lambda: [_conv_case(_CONV_A, True), _conv_case(_CONV_B, False)],
         "max_pool2d": lambda: [
             (_t((2, 2, 5, 5), 12, distinct=True), (3, 3), (1, 1), (1, 1), (5, 5)),
             (_t((2, 2, 5, 5), 12, distinct=True), (2, 2), (2, 2), (0, 0), (2, 2)),
         ],
-        "batch_norm": lambda: [bn((4, 3), True, False), bn((2, 3, 2, 2), True, True), bn((5, 2), False, False)],
-        "sgd_momentum": lambda: [steps((3,), sgd), steps((), sgd)],
-        "adam": lambda: [steps((2, 2), adam), steps((), adam)],
+        "batch_norm": lambda: [
+            _bn_case((4, 3), True, False),
+            _bn_case((2, 3, 2, 2), True, True),
+            _bn_case((5, 2), False, False),
+        ],
+        "sgd_momentum": lambda: [_steps((3,), _SGD_HYPER), _steps((), _SGD_HYPER)],
+        "adam": lambda: [_steps((2, 2), _ADAM_HYPER), _steps((), _ADAM_HYPER)],
     }
 
 

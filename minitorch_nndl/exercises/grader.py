@@ -19,7 +19,6 @@ reported, and each failure kind comes with the exercise's hint for the usual mis
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,21 +32,10 @@ from ..tensor import Tensor
 from ..testing.check import OpCheckError, check_op
 from . import tiny_cnn
 from .catalog import Exercise
+from .report import ATOL, RTOL, Finding, compare_arrays, describe_inputs, plural, raised_finding, values_of
 from .solutions import solution
 
 __all__ = ["Finding", "Result", "grade"]
-
-ATOL, RTOL = 1e-6, 1e-5  # float64 answer against float64 answer: any real mistake is far larger
-
-
-@dataclass
-class Finding:
-    """What went wrong, in words a student can act on."""
-
-    kind: str  # "not implemented", "error", "count", "missing", "shape", "dtype", "values", "forward", ...
-    lines: list[str]
-    example: str = ""  # the input it happened on
-    shrunk: bool = True  # drawn and shrunk by Hypothesis (False: one of the explicit cases)
 
 
 @dataclass
@@ -152,120 +140,6 @@ def _search(strategy: Any, test: Callable[[Any], Finding | None], max_examples: 
     return None
 
 
-# ------------------------------------------------------------------ describing inputs and failures
-
-
-SHOWN = 4  # an array of at most this many elements is shown with its values (a shrunk input is small)
-
-
-def values_of(array: Any) -> str:
-    """``[0.5, -1]`` for an array of at most ``SHOWN`` elements, else ``""``."""
-    array = np.asarray(backend.to_numpy(array))
-    if array.size > SHOWN:
-        return ""
-    if array.ndim == 0:
-        return f"{array.item():.4g}"
-    return "[" + ", ".join(f"{v:.4g}" for v in array.ravel().tolist()) + "]"
-
-
-def _describe_value(value: Any) -> str:
-    if isinstance(value, Tensor):
-        shown = values_of(value.data)
-        return f"{value.dtype} {value.shape}" + (f" = {shown}" if shown else "")
-    if isinstance(value, np.ndarray):
-        return f"array {value.shape}"
-    return repr(value)
-
-
-def describe_inputs(ex: Exercise, inputs: tuple) -> str:
-    return ", ".join(f"{name}: {_describe_value(v)}" for name, v in zip(ex.input_names, inputs))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _fmt(index: tuple) -> str:
-    return "(" + ", ".join(str(int(i)) for i in index) + ("," if len(index) == 1 else "") + ")"
-
-
-def _where(error: BaseException, student_dir: Path | None) -> str:
-    """``file.py line N: <code>`` of the innermost frame in the student's folder (or the innermost frame)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if student_dir is not None:
-        mine = [f for f in frames if Path(f.filename).resolve().parent == student_dir.resolve()]
-        frames = mine or frames
-    if not frames:
-        return ""
-    frame = frames[-1]
-    try:
-        code = Path(frame.filename).read_text(encoding="utf-8").splitlines()[frame.lineno - 1].strip()
-    except (OSError, IndexError, TypeError):
-        code = frame.line or ""
-    return f"{Path(frame.filename).name} line {frame.lineno}: {code}"
-
-
-def _raised(stage: str, error: BaseException, student_dir: Path | None, own_file: str) -> Finding:
-    where = _where(error, student_dir)
-    if isinstance(error, NotImplementedError):
-        lines = [f"not implemented yet: {error}"]
-        if where and not where.startswith(f"{own_file} "):  # raised in a sibling file this one uses
-            lines.append(f"raised in {where.partition(' ')[0]}, which {own_file} uses: do that exercise first")
-        return Finding("not implemented", lines)
-    lines = [f"your {stage} raised {type(error).__name__}: {error}"]
-    if where:
-        lines.append(f"at {where}")
-    return Finding("error", lines)
-
-
-def _simple(factor: float) -> bool:
-    """Whether ``factor`` is a whole number or one over one (2, 1/3, -4): what a forgotten n or 1/n gives."""
-    if factor == 0:
-        return False
-    return any(abs(v - round(v)) <= 1e-6 * abs(v) and round(v) != 0 for v in (factor, 1 / factor))
-
-
-def compare_arrays(what: str, got: Any, expected: np.ndarray) -> Finding | None:
-    """None when ``got`` equals ``expected`` to float64 precision; else the worst element, with diagnoses."""
-    if not hasattr(got, "shape") or not hasattr(got, "dtype"):
-        return Finding("error", [f"{what}: expected an array, got {type(got).__name__}"])
-    got = backend.to_numpy(got)
-    if got.shape != expected.shape:
-        return Finding("shape", [f"{what}: yours has shape {got.shape}, expected {expected.shape}"])
-    if got.dtype != expected.dtype:
-        return Finding("dtype", [f"{what}: yours has dtype {got.dtype}, expected {expected.dtype}"])
-    allowed = ATOL * max(1.0, float(np.max(np.abs(expected), initial=0.0))) + RTOL * np.abs(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
-        error = np.abs(got - expected)
-        bad = ~(error <= allowed)
-    if not bad.any():
-        return None
-    excess = np.where(bad, np.nan_to_num(error - allowed, nan=np.inf, posinf=np.inf), -np.inf)
-    worst = np.unravel_index(int(np.argmax(excess)), got.shape)
-    lines = [
-        f"{what}, element {_fmt(worst)}: expected {expected[worst]:.6g}, got {got[worst]:.6g} "
-        f"({int(bad.sum())} of {bad.size} elements differ)"
-    ]
-    kind = "values"
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nonzero = np.abs(expected) > 1e-12
-        ratios = got[nonzero] / expected[nonzero]
-    if ratios.size and np.all(np.abs(got) <= 1e-12):
-        lines.append("yours is 0 everywhere: is grad multiplied in at all, or is a mask always False?")
-    elif ratios.size and np.all(np.isfinite(ratios)) and np.ptp(ratios) <= 1e-6 * max(1.0, abs(ratios[0])):
-        same_zeros = np.all(np.abs(got[~nonzero]) <= 1e-9)
-        factor = float(ratios[0])
-        if same_zeros and abs(factor + 1) < 1e-6:
-            kind, note = "sign", "every element has the opposite sign: a minus sign is missing (or extra)"
-        elif same_zeros and (ratios.size >= 3 or _simple(factor)):  # one or two ratios agree by chance
-            kind, note = "factor", f"every element is {factor:.6g} times ours: a constant factor is off"
-        else:
-            note = ""
-        if note:
-            lines.append(note)
-    return Finding(kind, lines)
-
-
 # ------------------------------------------------------------------ op exercises
 
 
@@ -306,7 +180,7 @@ def compare_op(ex: Exercise, candidate: type[Function], inputs: tuple, student_d
     try:
         out = candidate.forward(ctx, *raw)
     except Exception as error:
-        return _raised("forward", error, student_dir, ex.file)
+        return raised_finding("forward", error, student_dir, ex.file)
     wrong = compare_arrays("the forward's output", out, expected_out)
     if wrong is not None:
         wrong.kind = "forward"
@@ -316,7 +190,7 @@ def compare_op(ex: Exercise, candidate: type[Function], inputs: tuple, student_d
     try:
         grads = candidate.backward(ctx, incoming)
     except Exception as error:
-        return _raised("backward", error, student_dir, ex.file)
+        return raised_finding("backward", error, student_dir, ex.file)
     if not np.array_equal(incoming, w):
         return Finding(
             "mutation",
@@ -380,7 +254,7 @@ def _compare_runs(
     try:
         run = yours()
     except Exception as error:
-        finding = _raised("tiny CNN training", error, student_dir, own_file)
+        finding = raised_finding("tiny CNN training", error, student_dir, own_file)
         finding.kind = "e2e" if finding.kind == "error" else finding.kind
         return finding
     for step, (a, e) in enumerate(zip(run.losses, ours.losses), start=1):
@@ -402,7 +276,7 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
     from .draws import explicit_cases, strategy_for
 
     strategy, explicit = strategy_for(ex.name), explicit_cases(ex.name)
-    fixed = _count(len(explicit), "fixed one")
+    fixed = plural(len(explicit), "fixed one")
 
     def against_ours(inputs: tuple) -> Finding | None:
         finding = compare_op(ex, candidate, inputs, student_dir)
@@ -417,7 +291,7 @@ def _grade_op(ex: Exercise, candidate: type[Function], result: Result, examples:
         return finding
 
     stages = (
-        (against_ours, f"output and gradients equal ours on {_count(examples, 'drawn input')} and {fixed}"),
+        (against_ours, f"output and gradients equal ours on {plural(examples, 'drawn input')} and {fixed}"),
         (toolkit, "check_op (float64 gradcheck, float32, strided layouts, no mutation) on the same"),
     )
     for test, passed in stages:
@@ -453,7 +327,7 @@ def compare_steps(ex: Exercise, candidate: Callable, case: Any, student_dir: Pat
             args = [a if a is None else a.copy() for a in mine]
             returned = candidate(args[0], grad.copy(), *args[1:], *extra, **case.hyper)
         except Exception as error:
-            return _raised(f"step {t}", error, student_dir, ex.file)
+            return raised_finding(f"step {t}", error, student_dir, ex.file)
         returned = _unpack(returned, 1 + len(state_names), ex.attr)
         if isinstance(returned, Finding):
             return returned
@@ -479,7 +353,7 @@ def _grade_optimizer(
     result.finding = _search(strategy_for(ex.name), against_ours, examples, explicit_cases(ex.name))
     if result.finding is not None:
         return
-    cases = f"{_count(examples, 'drawn case')} and {_count(len(explicit_cases(ex.name)), 'fixed one')}"
+    cases = f"{plural(examples, 'drawn case')} and {plural(len(explicit_cases(ex.name)), 'fixed one')}"
     result.stages.append(f"parameters and state equal ours after every step, on {cases}")
     kind = "adam" if ex.name == "adam" else "sgd"
 

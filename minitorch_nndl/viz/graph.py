@@ -89,6 +89,34 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _style(tensor: Tensor, root: Tensor) -> str:
+    """How a tensor's box is drawn: the output, an op's result, a leaf to differentiate, or a constant."""
+    if tensor is root:
+        return "output"
+    if tensor._node is not None:
+        return ""
+    return "leaf" if tensor.requires_grad else "const"
+
+
+def _tensor_lines(
+    tensor: Tensor, label: str | None, show_grad: bool, backward: bool, max_values: int
+) -> tuple[list[str], str]:
+    """A tensor box's lines (name, shape and dtype, value, grad or adjoint), and, for a backward
+    drawing of a tensor without an adjoint, how the error names it ("" otherwise)."""
+    lines = [] if label is None else [label]
+    lines.append(f"{_shape_text(tensor.shape)} {tensor.dtype}")
+    if tensor.data.size <= max_values:
+        lines.append("value " + _format_values(tensor.data, max_values))
+    if (show_grad or backward) and tensor.grad is not None:
+        shown = _format_values(tensor.grad, max_values)
+        lines.append(f"{'adjoint' if backward else 'grad'} {_shape_text(tuple(tensor.grad.shape))} {shown}")
+    elif backward and tensor.requires_grad:
+        node = tensor._node
+        origin = f"the output of {node.name}" if node is not None else "a leaf"
+        return lines, label or f"{origin} {_shape_text(tensor.shape)}"
+    return lines, ""
+
+
 def _build(
     root: Tensor, show_grad: bool, names: Mapping[str, Tensor] | None, max_values: int, direction: str = "forward"
 ) -> _Graph:
@@ -98,7 +126,6 @@ def _build(
         raise ValueError(f"draw_graph: direction must be 'forward' or 'backward', got {direction!r}")
     label_of = {id(t): name for name, t in (names or {}).items()}
     graph = _Graph(backward=direction == "backward")
-    grad_word = "adjoint" if graph.backward else "grad"
     missing: list[str] = []
     keys: dict[int, str] = {}
     counts = {"t": 0, "op": 0}
@@ -119,28 +146,11 @@ def _build(
         node = tensor._node
         if graph.backward and not tensor.requires_grad:
             continue  # no adjoint flows to a constant: the backward drawing leaves it out
-        if tensor is root:
-            style = "output"
-        elif node is not None:
-            style = ""
-        elif tensor.requires_grad:
-            style = "leaf"
-        else:
-            style = "const"
-        lines = []
-        if id(tensor) in label_of:
-            lines.append(label_of[id(tensor)])
-        lines.append(f"{_shape_text(tensor.shape)} {tensor.dtype}")
-        if tensor.data.size <= max_values:
-            lines.append("value " + _format_values(tensor.data, max_values))
-        if (show_grad or graph.backward) and tensor.grad is not None:
-            shown = _format_values(tensor.grad, max_values)
-            lines.append(f"{grad_word} {_shape_text(tuple(tensor.grad.shape))} {shown}")
-        elif graph.backward and tensor.requires_grad:
-            origin = f"the output of {node.name}" if node is not None else "a leaf"
-            missing.append(label_of.get(id(tensor), f"{origin} {_shape_text(tensor.shape)}"))
+        lines, absent = _tensor_lines(tensor, label_of.get(id(tensor)), show_grad, graph.backward, max_values)
+        if absent:
+            missing.append(absent)
         tkey = key(tensor, "t")
-        graph.items.append(_Item(tkey, "tensor", lines, style))
+        graph.items.append(_Item(tkey, "tensor", lines, _style(tensor, root)))
         if node is None:
             continue
         okey = key(node, "op")
