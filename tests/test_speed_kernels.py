@@ -120,13 +120,6 @@ def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_scratch_like_keeps_the_memory_order():
-    x = np.zeros((2, 5, 3, 4)).transpose(0, 3, 1, 2)  # channels-last strides
-    s = workspace.scratch_like("test.like", x)
-    assert s.shape == x.shape and s.dtype == x.dtype
-    assert s.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
 def test_batch_norm_and_relu_keep_no_full_size_copy_for_backward():
     """BatchNorm saves its input (which the graph holds anyway) and ReLU its output,
     so neither keeps an extra activation-sized array alive until backward."""

@@ -49,15 +49,6 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any, like: Any = None) -> 
     return buffer[:size].reshape(shape)
 
 
-def scratch_like(name: str, array: Any) -> Any:
-    """A scratch array of ``array``'s shape and dtype with its memory order (a channels-last
-    array gets a channels-last scratch), so elementwise passes walk both in the same order."""
-    shape = tuple(array.shape)
-    order = sorted(range(len(shape)), key=lambda axis: -abs(array.strides[axis]))  # outermost first
-    buffer = scratch(name, tuple(shape[axis] for axis in order), array.dtype, like=array)
-    return buffer.transpose([order.index(axis) for axis in range(len(shape))])
-
-
 def nbytes() -> int:
     """Bytes the workspace holds now, over all names and threads."""
     return sum(buffer.nbytes for buffer in _buffers.values())
@@ -69,4 +60,4 @@ def release() -> None:
         _buffers.clear()
 
 
-__all__ = ["nbytes", "release", "scratch", "scratch_like"]
+__all__ = ["nbytes", "release", "scratch"]

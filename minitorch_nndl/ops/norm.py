@@ -47,9 +47,9 @@ class BatchNorm(Function):
     Training: dL/dx = gamma/(M sigma) (M g - sum g - xhat sum(g xhat));  eval: dL/dx = gamma g / sigma.
     Both: dL/dgamma = sum g xhat,  dL/dbeta = sum g.
 
-    The forward saves x, mu and 1/sigma, not xhat: x is kept alive anyway (the graph
-    links this op to its input), so the backward recomputes x - mu, in the array that
-    becomes dL/dx, instead of xhat occupying a whole activation's memory until then."""
+    The forward saves x, mu and 1/sigma, not xhat: one activation either way, and the
+    backward recomputes x - mu in the array that becomes dL/dx, so xhat is never a
+    second activation-sized array held from the forward to the backward."""
 
     @staticmethod
     def forward(

@@ -10,6 +10,7 @@ all written this way.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_copy"]
+__all__ = ["atomic_write", "atomic_copy", "atomic_write_json"]
 
 
 @contextmanager
@@ -49,6 +50,13 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     with open(src, "rb") as source, atomic_write(dst) as target:
         shutil.copyfileobj(source, target)
     return Path(dst)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """``obj`` as indented JSON at ``path``, atomically (config.json, history.json, test_summary.json)."""
+    with atomic_write(path, "w") as fh:
+        json.dump(obj, fh, indent=1)
+    return Path(path)
 
 
 def _umask() -> int:

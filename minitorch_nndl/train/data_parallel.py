@@ -31,12 +31,9 @@ from typing import Any
 from .. import distributed as dist
 from ..data import DistributedSampler
 from ..nn import Module, SyncBatchNorm
+from .sharded import is_main
 
 __all__ = ["setup", "wrap", "sampler", "one_folder", "exit_status", "is_main"]
-
-
-def is_main() -> bool:
-    return dist.get_rank() == 0
 
 
 def setup(cfg: dict[str, Any], scale_lr: bool) -> str:

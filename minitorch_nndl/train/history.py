@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
+from .atomic import atomic_write, atomic_write_json
 
 __all__ = ["History"]
 
@@ -73,8 +73,7 @@ class History:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
-        with atomic_write(out / "history.json", "w") as fh:
-            fh.write(json.dumps(state, indent=1))
+        atomic_write_json(out / "history.json", state)
         _write_csv(out / "history.csv", state["epochs"])
         _write_csv(out / "history_steps.csv", state["steps"])
 

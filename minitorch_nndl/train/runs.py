@@ -21,7 +21,6 @@ Errors are :class:`~minitorch_nndl.cli.UsageError` (exit 2) and
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from ..cli import DataError, UsageError, flag, without_option
 from ..data import DataLoader, catalog, random_subset
 from ..tensor import Tensor
 from . import data_parallel
-from .atomic import atomic_write
+from .atomic import atomic_write_json
 from .checkpoint import CheckpointError, load_checkpoint, restore_model
 from .metrics import Accuracy, ConfusionMatrix, PerClassAccuracy, TopKAccuracy
 from .recipe import Recipe, eval_transform
@@ -309,8 +308,7 @@ def write_config(out: Path, cfg: dict[str, Any]) -> None:
     """``config.json``: the run's settings (what ``--resume`` continues with), written atomically (rank 0)."""
     if not data_parallel.is_main():
         return
-    with atomic_write(out / "config.json", "w") as fh:
-        json.dump(cfg, fh, indent=1)
+    atomic_write_json(out / "config.json", cfg)
 
 
 #: every file a run writes into its folder (what ``overwrite`` deletes first; nothing else is touched)
@@ -413,6 +411,5 @@ def write_test_summary(trainer: Any, cfg: dict[str, Any], test_ds: Any, checkpoi
     summary = {"checkpoint": checkpoint, "dataset": cfg["dataset"], "arch": cfg["arch"], **report, **extra}
     if not data_parallel.is_main():  # every rank took part in the evaluation; rank 0 writes it down
         return summary
-    with atomic_write(out / "test_summary.json", "w") as fh:
-        json.dump(summary, fh, indent=1)
+    atomic_write_json(out / "test_summary.json", summary)
     return summary

@@ -30,9 +30,7 @@ from .metrics import Metric
 __all__ = ["is_main", "world_size", "global_mean", "agree", "all_reduce_metrics", "global_meter_state"]
 
 
-def is_main() -> bool:
-    """True on rank 0 (and in a single process): the rank that prints and writes."""
-    return world.get_rank() == 0
+is_main = world.is_main_process  # True on rank 0 (and in a single process): the rank that prints and writes
 
 
 def world_size() -> int:
