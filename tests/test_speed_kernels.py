@@ -146,6 +146,10 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     w_np = rng.standard_normal((5, 4, 3, 3))
 
     monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # small test images use it too
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+    calls = []
+    real_conv3x3 = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *args: calls.append(1) or real_conv3x3(*args))
 
     def run(use_winograd):
         monkeypatch.setattr(conv_module, "USE_WINOGRAD", use_winograd)
@@ -155,8 +159,12 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
         (y * y).sum().backward()
         return y.numpy(), x.grad, w.grad
 
-    for a, b in zip(run(True), run(False)):
+    with_winograd = run(True)
+    assert len(calls) >= 2  # the forward and the input gradient both went through it
+    calls.clear()
+    for a, b in zip(with_winograd, run(False)):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    assert not calls
     G = np.array(winograd.FILTER_TRANSFORM)
     U = winograd.transform_filter(w_np)
     np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
@@ -165,6 +173,22 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     x = mt.tensor(x_np[:1, :2, :5, :4], dtype=mt.float64, requires_grad=True)
     w = mt.tensor(w_np[:2, :2], dtype=mt.float64, requires_grad=True)
     assert mt.gradcheck(lambda a, b: conv2d(a, b, padding=padding), [x, w])
+
+
+def test_winograd_is_chosen_where_it_was_measured_to_win():
+    """The stem (3 input channels) and strided or small-batch 4x4 layers keep im2row; the
+    3x3 stride-1 layers with enough tiles and channels use F(2x2, 3x3)."""
+
+    def chosen(c_in, c_out, hw, images, stride=(1, 1)):
+        geometry = conv_module.ConvGeometry((images, c_in, hw, hw), (3, 3), stride, (1, 1), (1, 1), 1)
+        return conv_module._winograd_applies(geometry, (1, 1), images, (hw, hw), (c_out, c_in))
+
+    assert not chosen(3, 64, 32, 16)  # the stem: transforms cost more than its GEMM saves
+    assert chosen(64, 64, 32, 16)
+    assert chosen(256, 256, 8, 16)  # 16 images * 16 tiles = 256
+    assert not chosen(512, 512, 4, 16)  # 64 tiles per GEMM
+    assert chosen(512, 512, 4, 64)
+    assert not chosen(64, 64, 32, 16, stride=(2, 2))
 
 
 def test_the_pool_is_off_by_default_when_blas_is_threaded():

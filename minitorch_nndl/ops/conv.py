@@ -82,12 +82,22 @@ def _images_per_chunk(array: Any, geometry: ConvGeometry, out_hw: Pair) -> int:
 
 
 USE_WINOGRAD = True
-MIN_WINOGRAD_TILES = 512
+MIN_WINOGRAD_TILES = 256
+MIN_WINOGRAD_CHANNELS = 16
 """Stride-1 3x3 convolutions (forward and input gradient) by Winograd's F(2x2, 3x3)
 (:mod:`minitorch_nndl.kernels.winograd`) when each of its 16 GEMMs gets at least
-``MIN_WINOGRAD_TILES`` tiles (measured, one core: at 4x4 maps with 512 channels forward +
-backward took 40 ms with Winograd and 26 ms without for 16 images, 56 vs 43 for 32, 79 vs
-75 for 64); False: always im2row + one GEMM."""
+``MIN_WINOGRAD_TILES`` tiles and both channel counts are at least
+``MIN_WINOGRAD_CHANNELS``; False: always im2row + one GEMM.  Measured on 2 cores
+(``benchmarks/bench_conv_layers.py``, forward + backward in ms, im2row vs Winograd): the
+3 -> 64 stem at 32x32 loses (2.6 vs 5.9 for 32 images: its transforms cost more than its
+tiny GEMM saves); 512 channels at 4x4 loses with 64 tiles per GEMM (26 vs 29, 32 images)
+and wins with 256 (73 vs 60, 128 images); 256 channels at 8x8 wins with 256 (22 vs 20)."""
+
+WINOGRAD_CHUNK_BYTES = 2 * 2**20
+"""Winograd's chunks hold about this many bytes of transformed tiles V (and as many of their
+products M): two images of ResNet18's 32x32 layer with 64 channels.  Measured on one core,
+16 such images took 6.9-7.3 ms in chunks of 1 or 2 images, 8.0-8.3 in chunks of 4 and 10 in
+chunks of 8: the smaller V and M stay in the core's cache between the transforms and the GEMMs."""
 
 CHUNK_BYTES = 4 * 2**20
 MIN_CHUNK_ROWS = 4096
@@ -157,8 +167,12 @@ class Conv2d(Function):
         C_out = weight.shape[0]
         OH, OW = _output_hw(geometry)
         x_rows = _channels_last(x)  # (N, H, W, C)
-        per_chunk = _images_per_chunk(x, geometry, (OH, OW))
-        winograd = _winograd_applies(geometry, geometry.padding, _images_at_a_time(x, N, per_chunk), (OH, OW))
+        images = _images_per_thread(x, N)
+        winograd = _winograd_applies(geometry, geometry.padding, images, (OH, OW), weight.shape[:2])
+        if winograd:
+            per_chunk = _winograd_images_per_chunk(x, N, (OH, OW), x.shape[1])
+        else:
+            per_chunk = _images_per_chunk(x, geometry, (OH, OW))
         filters = kernels.winograd.transform_filter(weight) if winograd else _weight_rows(weight)
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
@@ -187,30 +201,41 @@ class Conv2d(Function):
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
         # dx is the stride-1 convolution of dY with the flipped filter, padded 2 - p: Winograd too
         dx_padding = (2 - geometry.padding[0], 2 - geometry.padding[1])
-        per_chunk = _images_per_chunk(grad, geometry, (OH, OW))
-        images = _images_at_a_time(grad, N, per_chunk)
-        winograd = want_dx and _winograd_applies(geometry, dx_padding, images, (H, W))
+        images = _images_per_thread(grad, N)
+        winograd = want_dx and _winograd_applies(geometry, dx_padding, images, (H, W), weight.shape[:2])
+        per_chunk = _images_per_chunk(grad, geometry, (OH, OW))  # dW's chunks of rows
+        if winograd:  # dx's Winograd convolution goes in smaller pieces of each chunk
+            per_piece = _winograd_images_per_chunk(grad, N, (H, W), C_out)
         if winograd:
             flipped = kernels.winograd.transform_filter(kernels.winograd.flipped_filter(weight))
             g_images = g_rows.reshape(N, OH, OW, C_out)
         dw_parts: dict[int, Any] = {}  # dW of each thread's range, added in a fixed order
 
         def backpropagate(first: int, last: int) -> None:
-            dw_part = xp.zeros(w_rows.shape, dtype=grad.dtype) if want_dw else None
-            for start in range(first, last, per_chunk):
+            dw_part = None  # the first chunk's product, the later chunks' added in place (no zeros:
+            for start in range(first, last, per_chunk):  # a fresh zeroed array faults its pages in)
                 stop = min(last, start + per_chunk)
                 g_chunk = g_rows[start * OH * OW : stop * OH * OW]
                 if want_dw:
-                    dw_part += g_chunk.T @ _rows_of(x_rows[start:stop], geometry, (OH, OW))
+                    rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
+                    if dw_part is None:
+                        dw_part = g_chunk.T @ rows
+                    else:
+                        product = workspace.scratch("conv.dw", w_rows.shape, grad.dtype, like=grad)
+                        dw_part += xp.matmul(g_chunk.T, rows, out=product)
                 if winograd:
-                    kernels.winograd.conv3x3(g_images[start:stop], flipped, dx_padding, dx[start:stop])
+                    for piece in range(start, stop, per_piece):
+                        end = min(stop, piece + per_piece)
+                        kernels.winograd.conv3x3(g_images[piece:end], flipped, dx_padding, dx[piece:end])
                 elif want_dx:
                     drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
                     _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
             dw_parts[first] = dw_part
 
         parallel.for_batch_ranges(backpropagate, N, grad)
-        dw_rows = sum(dw_parts[first] for first in sorted(dw_parts)) if want_dw else None
+        dw_rows = None
+        for first in sorted(dw_parts) if want_dw else ():  # in a fixed order, in place
+            dw_rows = dw_parts[first] if dw_rows is None else xp.add(dw_rows, dw_parts[first], out=dw_rows)
         dw = None
         if want_dw:
             KH, KW = geometry.kernel_size
@@ -256,10 +281,12 @@ class Conv2d(Function):
         return dx, dw
 
 
-def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw: Pair) -> bool:
+def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw: Pair, channels: Pair) -> bool:
     """Winograd for this (ungrouped) convolution with this padding: a stride-1 3x3 kernel,
-    padding 0..2, and at least ``MIN_WINOGRAD_TILES`` tiles in each of its 16 GEMMs when
-    ``images`` images go through at a time (smaller GEMMs run too far below the BLAS's peak)."""
+    padding 0..2, at least ``MIN_WINOGRAD_TILES`` tiles in each of its 16 GEMMs when
+    ``images`` images go through at a time (smaller GEMMs run too far below the BLAS's peak),
+    and at least ``MIN_WINOGRAD_CHANNELS`` of each of ``channels`` (C_out, C_in): with fewer,
+    the tile transforms cost more than the multiplications they save."""
     _, kernel_size, stride, _, dilation, _ = geometry
     tiles = images * ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
     return (
@@ -267,13 +294,26 @@ def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw
         and kernels.winograd.applies(kernel_size, stride, dilation)
         and 0 <= min(padding) <= max(padding) <= 2
         and tiles >= MIN_WINOGRAD_TILES
+        and min(channels) >= MIN_WINOGRAD_CHANNELS
     )
 
 
-def _images_at_a_time(array: Any, N: int, per_chunk: int) -> int:
-    """How many images one GEMM sees: a chunk, within one thread's range of the batch."""
+def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) -> int:
+    """How many images one Winograd call transforms (the whole batch on a GPU): about
+    ``WINOGRAD_CHUNK_BYTES`` of transformed input tiles V (16 values per tile and input
+    channel), but at least ``MIN_WINOGRAD_TILES`` tiles, so each of the 16 GEMMs stays large."""
+    if backend.is_cuda_array(array):
+        return N
+    tiles = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+    per_image = 16 * tiles * channels * array.dtype.itemsize
+    enough_tiles = -(-MIN_WINOGRAD_TILES // tiles)
+    return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
+
+
+def _images_per_thread(array: Any, N: int) -> int:
+    """How many of the N images one thread's range of the batch holds (all of them on a GPU)."""
     threads = 1 if backend.is_cuda_array(array) else parallel.num_threads()
-    return min(per_chunk, -(-N // threads))
+    return -(-N // threads)
 
 
 def _output_hw(geometry: ConvGeometry) -> Pair:

@@ -88,14 +88,23 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(x.dtype, copy=False)
             var = running_var.astype(x.dtype, copy=False)
-            parallel.for_batch_ranges(lambda i, j: xp.subtract(x[i:j], mean.reshape(shape), out=y[i:j]), N, x)
         inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
         scale = (inv_std if weight is None else inv_std * weight).reshape(shape)
+        if use_batch_stats:  # y holds x - mu already: y = gamma (x - mu) / sigma + beta in place
 
-        def normalize(i: int, j: int) -> None:  # y = gamma (x - mu) / sigma + beta
-            y[i:j] *= scale
+            def normalize(i: int, j: int) -> None:
+                y[i:j] *= scale
+                if bias is not None:
+                    y[i:j] += bias.reshape(shape)
+
+        else:  # constant statistics: y = x * scale + shift in two passes, as PyTorch computes it
+            shift = -mean.reshape(shape) * scale
             if bias is not None:
-                y[i:j] += bias.reshape(shape)
+                shift += bias.reshape(shape)
+
+            def normalize(i: int, j: int) -> None:
+                xp.multiply(x[i:j], scale, out=y[i:j])
+                y[i:j] += shift
 
         parallel.for_batch_ranges(normalize, N, x)
         if ctx.needs_input_grad:
