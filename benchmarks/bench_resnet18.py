@@ -36,7 +36,6 @@ tensor cores (``CUPY_TF32=1`` for CuPy, set by this script before CuPy is import
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -224,12 +223,9 @@ def numpy_blas() -> str:
         text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # an older NumPy without mode="dicts"
         return "unknown BLAS"
-    corename = parallel.openblas_call(
-        "scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"
-    )
-    if corename is not None:
-        corename.restype = ctypes.c_char_p
-        text += f", {corename().decode()} kernels"
+    kernels = parallel.blas_kernels()
+    if kernels is not None:
+        text += f", {kernels} kernels"
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if coretype:
         text += f" (forced by OPENBLAS_CORETYPE={coretype})"

@@ -209,6 +209,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         cfg = resolve_config(args)
     notes["parallel"] = data_parallel.setup(cfg, scale_lr=not (args.resume or args.eval_only or args.lr))
+    notes["note"] = parallel.forced_kernels_note() if cfg["device"] == "cpu" else None
     on_cpu = _command(*without_option(argv, "--device"), "--device", "cpu")
     cli.check_cuda(cfg["device"], f"Or train on the CPU:\n    {on_cpu}")
     data = runs.load_splits(cfg, download=bool(args.download), eval_only=bool(args.eval_only))

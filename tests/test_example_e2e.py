@@ -515,3 +515,22 @@ def test_example_builds_standard_and_narrow_resnets(example) -> None:
     small = example.build_model({"arch": "resnet10", "width": 16, "num_classes": 10, "stem": "cifar", "in_channels": 1})
     out = small(mt.randn(2, 1, 28, 28))
     assert out.shape == (2, 10)
+
+
+def test_banner_points_out_a_forced_older_openblas_kernel_family(
+    example, data_dir, tmp_path, capsys, no_plots, monkeypatch
+):
+    """OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU (as on this project's machines) slows every
+    GEMM; the CPU banner says so, with the fix, and a GPU run or an unforced BLAS says nothing."""
+    from minitorch_nndl.kernels import parallel  # noqa: PLC0415
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setattr(parallel, "blas_kernels", lambda: "Haswell")
+    monkeypatch.setattr(parallel, "cpu_has_avx512", lambda: True)
+    args = ["--data-dir", str(data_dir), *SMALLER, "--epochs", "1", "--subset", "8"]
+    assert example.main([*args, "--out", str(tmp_path / "forced")]) == 0
+    out = capsys.readouterr().out
+    assert "note      OPENBLAS_CORETYPE=Haswell" in out and "env -u OPENBLAS_CORETYPE" in out
+    monkeypatch.setattr(parallel, "blas_kernels", lambda: "SkylakeX")
+    assert example.main([*args, "--out", str(tmp_path / "chosen")]) == 0
+    assert "OPENBLAS_CORETYPE" not in capsys.readouterr().out

@@ -191,6 +191,34 @@ def test_winograd_is_chosen_where_it_was_measured_to_win():
     assert not chosen(64, 64, 32, 16, stride=(2, 2))
 
 
+@pytest.mark.parametrize(
+    ("forced", "kernels", "avx512", "expected"),
+    [
+        ("Haswell", "Haswell", True, True),  # this project's machines: forced below what the CPU has
+        ("Haswell", "Haswell", False, False),  # an AVX2 CPU: Haswell is its best family anyway
+        ("", "Haswell", True, False),  # OpenBLAS chose by itself
+        ("SkylakeX", "SkylakeX", True, False),
+        ("Haswell", None, True, False),  # not an OpenBLAS that says
+    ],
+)
+def test_a_forced_older_openblas_kernel_family_is_pointed_out(monkeypatch, forced, kernels, avx512, expected):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", forced)
+    monkeypatch.setattr(parallel, "blas_kernels", lambda: kernels)
+    monkeypatch.setattr(parallel, "cpu_has_avx512", lambda: avx512)
+    note = parallel.forced_kernels_note()
+    assert (note is not None) == expected
+    if expected:
+        assert f"OPENBLAS_CORETYPE={forced}" in note and "env -u OPENBLAS_CORETYPE" in note
+
+
+def test_blas_kernels_names_openblas_choice_when_numpy_uses_openblas():
+    kernels = parallel.blas_kernels()
+    if parallel.openblas() is None:
+        assert kernels is None
+    else:  # NumPy's wheels bring an OpenBLAS that names its kernels
+        assert isinstance(kernels, str) and kernels.isidentifier()
+
+
 def test_the_pool_is_off_by_default_when_blas_is_threaded():
     assert parallel.blas_threads() >= 1
     assert parallel.openblas_call("no_such_function_anywhere") is None

@@ -380,8 +380,9 @@ def eval_loader(dataset: Any, cfg: dict[str, Any]) -> DataLoader:
 
 
 def describe_run(cfg: dict[str, Any], num_parameters: int, sizes: dict[str, int], notes: dict[str, str]) -> str:
-    """What a run is, in a few lines; ``notes`` adds the data source (``source``), resume details
-    (``resumed``, ``changed``) and what happened to the folder (``folder``)."""
+    """What a run is, in a few lines; ``notes`` adds the data source (``source``), how ranks split
+    the work (``parallel``), a speed hint (``note``), resume details (``resumed``, ``changed``)
+    and what happened to the folder (``folder``)."""
     stem = "3x3 conv, no max-pool" if cfg["stem"] == "cifar" else "7x7/2 conv + 3x3/2 max-pool"
     how = Recipe.from_config(cfg).describe(catalog.info(cfg["dataset"]))
     split = "train+dev (final model = last epoch)" if cfg["final"] else "train, best epoch chosen on dev"
@@ -397,7 +398,7 @@ def describe_run(cfg: dict[str, Any], num_parameters: int, sizes: dict[str, int]
         f"  optimizer {how['optimizer']}, lr {cfg['lr']:g} at batch {cfg['batch_size']}{per_rank}, "
         f"weight decay {cfg['weight_decay']:g} (not on BN/bias)",
         f"  schedule  {how['schedule']} over {cfg['epochs']} epochs; label smoothing {cfg['label_smoothing']:g}",
-        *(f"  {key:<9s} {notes[key]}" for key in ("parallel", "resumed", "changed") if notes.get(key)),
+        *(f"  {key:<9s} {notes[key]}" for key in ("parallel", "note", "resumed", "changed") if notes.get(key)),
         f"  output    {cfg['out']} {notes.get('folder', '')}".rstrip(),
     ]
     return "\n".join(lines)
