@@ -189,14 +189,14 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 
 def _accumulate_into(tensor: Tensor, g: Any) -> None:
-    """Add ``g`` to ``tensor.grad``; the first time, store a private contiguous copy.
+    """Add ``g`` to ``tensor.grad``; the first time, store a private copy (dense, in g's memory order).
 
     The copy matters: a backward may hand out a read-only broadcast view
     (``Sum``) or the very same array to two inputs (``Add``), and optimizers
     update ``.grad`` in place.  The stored gradient always has the tensor's dtype.
     """
     if tensor.grad is None:
-        tensor.grad = tensor.xp.array(g, dtype=tensor.dtype, copy=True, order="C")
+        tensor.grad = tensor.xp.array(g, dtype=tensor.dtype, copy=True, order="K")  # g's memory order
     else:
         tensor.grad = tensor.grad + g.astype(tensor.dtype, copy=False)
 

@@ -71,7 +71,7 @@ def broadcast_tensors(tensors: list[Tensor], src: int = 0, cap_bytes: int = 25 <
             flat = broadcast(_flat([t.data for t in bucket]), src)
             offset = 0
             for t in bucket:
-                t.data = flat[offset : offset + t.data.size].reshape(t.shape).copy()
+                t.data[...] = flat[offset : offset + t.data.size].reshape(t.shape)  # keeps its memory order
                 offset += t.data.size
 
 

@@ -71,7 +71,10 @@ def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
     # the padded input, extended with zeros to exactly 2*TH + 2 rows and 2*TW + 2 columns
     padded = workspace.scratch("winograd.padded", (N, 2 * TH + 2, 2 * TW + 2, C), x.dtype, like=x)
     rows, cols = min(H, 2 * TH + 2 - ph), min(W, 2 * TW + 2 - pw)
-    padded[...] = 0
+    padded[:, :ph] = 0  # zeros around the copy only: the copy overwrites the rest
+    padded[:, ph + rows :] = 0
+    padded[:, :, :pw] = 0
+    padded[:, :, pw + cols :] = 0
     padded[:, ph : ph + rows, pw : pw + cols] = x[:, :rows, :cols]
     xp = backend.xp_of(x)
     # B^T along the rows: row a of every tile is padded[:, 2*t + a]

@@ -18,6 +18,11 @@ class Conv2d(Module):
     """y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x[n, c, s*h + d*i - p, s*w + d*j - p].
 
     Weight shape (out_channels, in_channels // groups, kh, kw), bias shape (out_channels,).
+    Without groups the weight's memory is channels-last, (out_channels, kh, kw, in_channels)
+    underneath, as PyTorch's ``channels_last`` format: the shape, the values and every
+    operation are the same, but the convolution reads it as its (C_out, KH*KW*C_in) matrix
+    without a copy, and its gradient (computed in that order) has the same layout, so the
+    optimizer's updates run over matching memory.
     Initialised as PyTorch does: W ~ kaiming_uniform_(a=sqrt(5)) (= U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
     b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels/groups * kh * kw.
     Gradients: see :func:`minitorch_nndl.ops.conv.conv2d`.
@@ -57,7 +62,11 @@ class Conv2d(Module):
         self.dilation = pair(dilation, "dilation", "Conv2d", minimum=1)
         self.groups = groups
         kh, kw = self.kernel_size
-        self.weight = Parameter(empty(out_channels, in_channels // groups, kh, kw, dtype=dtype, device=device))
+        if groups == 1:  # stored channels-last: W_rows, the GEMM's operand, is then a view of it
+            storage = empty(out_channels, kh, kw, in_channels, dtype=dtype, device=device)
+            self.weight = Parameter(storage.permute(0, 3, 1, 2))
+        else:  # grouped: the batched matmul reads (groups, C_out/groups, C/groups*KH*KW) blocks of W
+            self.weight = Parameter(empty(out_channels, in_channels // groups, kh, kw, dtype=dtype, device=device))
         self.register_parameter("bias", Parameter(empty(out_channels, dtype=dtype, device=device)) if bias else None)
         self.reset_parameters()
 
