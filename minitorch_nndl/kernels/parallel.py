@@ -180,17 +180,24 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
 _state = threading.local()  # .busy: this thread is running a share of a for_batch_ranges call
 
 
-def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -> None:
+MIN_SPLIT_ELEMENTS = 1 << 16
+"""Elementwise passes over fewer elements than this run in one call (``min_elements``):
+handing a range to a thread costs tens of microseconds, more than such a pass takes."""
+
+
+def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, min_elements: int = 0) -> None:
     """Call ``fn(start, stop)`` on disjoint ranges covering ``range(n)``, one per thread.
 
     ``array`` (any array the work touches) tells NumPy work, which is split over the
-    threads, from CuPy work, which runs as one call ``fn(0, n)``.  A call made from
-    inside a share (a convolution's chunk calling im2row) runs as one call too: the
-    threads are already busy.  Every share runs under the caller's NumPy error state
-    (``np.errstate`` is per thread: a caller that ignores overflow expects its ranges to).
+    threads, from CuPy work, which runs as one call ``fn(0, n)``; so does an ``array`` of
+    fewer than ``min_elements`` elements.  A call made from inside a share (a
+    convolution's chunk calling im2row) runs as one call too: the threads are already
+    busy.  Every share runs under the caller's NumPy error state (``np.errstate`` is per
+    thread: a caller that ignores overflow expects its ranges to).
     """
     nested = getattr(_state, "busy", False)
-    if n <= 1 or _num_threads == 1 or nested or (array is not None and backend.is_cuda_array(array)):
+    small = array is not None and array.size < min_elements
+    if n <= 1 or _num_threads == 1 or nested or small or (array is not None and backend.is_cuda_array(array)):
         fn(0, n)
         return
     *others, mine = split(n, _num_threads)
@@ -201,7 +208,7 @@ def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -
         future.result()  # waits, and re-raises an exception from that range here
 
 
-def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None) -> Any:
+def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, min_elements: int = 0) -> Any:
     """The sum of ``fn(start, stop)`` over the ranges of :func:`for_batch_ranges`, added in
     range order (so the result does not depend on which thread finished first)."""
     parts: dict[int, Any] = {}
@@ -209,7 +216,7 @@ def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = No
     def run(start: int, stop: int) -> None:
         parts[start] = fn(start, stop)
 
-    for_batch_ranges(run, n, array)
+    for_batch_ranges(run, n, array, min_elements)
     ordered = [parts[start] for start in sorted(parts)]
     total = ordered[0]
     for part in ordered[1:]:
@@ -228,6 +235,7 @@ def _share(fn: Callable[[int, int], Any], start: int, stop: int, errors: dict[st
 
 __all__ = [
     "AVX512_KERNELS",
+    "MIN_SPLIT_ELEMENTS",
     "blas_kernels",
     "blas_threads",
     "cpu_has_avx512",
@@ -239,4 +247,5 @@ __all__ = [
     "num_threads",
     "set_num_threads",
     "split",
+    "sum_over_batch_ranges",
 ]

@@ -1,4 +1,5 @@
-"""Helpers shared by the op families: broadcasting's backward and operand coercion."""
+"""Helpers shared by the op families: broadcasting's backward, operand coercion, and
+elementwise passes split over the batch."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ import numbers
 from typing import Any
 
 from .. import backend
+from ..kernels import parallel
 from ..tensor import Tensor
+
+
+def by_batch_ranges(fn: Any, out: Any, *sources: Any) -> None:
+    """``fn(out, *sources)`` on matching ranges of the batch (the first axis), one per thread
+    of :mod:`minitorch_nndl.kernels.parallel` (NumPy releases the GIL in its loops); arrays
+    under ``parallel.MIN_SPLIT_ELEMENTS`` elements, and 0-d ones, in one call."""
+    if out.ndim == 0:
+        fn(out, *sources)
+        return
+    parallel.for_batch_ranges(
+        lambda i, j: fn(out[i:j], *(s[i:j] for s in sources)), out.shape[0], out, parallel.MIN_SPLIT_ELEMENTS
+    )
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:

@@ -8,9 +8,8 @@ from typing import Any
 
 from .. import backend
 from ..autograd import Context, Function
-from ..kernels import parallel
 from ..tensor import Tensor
-from ._util import to_float
+from ._util import by_batch_ranges, to_float
 
 
 class Tanh(Function):
@@ -54,7 +53,7 @@ class ReLU(Function):
     def forward(ctx: Context, x: Any) -> Any:
         xp = backend.xp_of(x)
         y = xp.empty_like(x)  # not x * (x > 0): -inf * 0 is NaN
-        _by_batch_ranges(lambda out, a: xp.maximum(a, x.dtype.type(0), out=out), y, x)
+        by_batch_ranges(lambda out, a: xp.maximum(a, x.dtype.type(0), out=out), y, x)
         ctx.save_for_backward(y)
         return y
 
@@ -63,17 +62,8 @@ class ReLU(Function):
         (y,) = ctx.saved_tensors
         xp = backend.xp_of(grad)
         dx = xp.empty_like(y)
-        _by_batch_ranges(lambda out, g, y_part: xp.multiply(g, y_part > 0, out=out), dx, grad, y)
+        by_batch_ranges(lambda out, g, y_part: xp.multiply(g, y_part > 0, out=out), dx, grad, y)
         return (dx,)
-
-
-def _by_batch_ranges(fn: Any, out: Any, *sources: Any) -> None:
-    """``fn(out, *sources)`` on matching ranges of the batch (the first axis), one per thread
-    of :mod:`minitorch_nndl.kernels.parallel`; a 0-d array in one call."""
-    if out.ndim == 0:
-        fn(out, *sources)
-        return
-    parallel.for_batch_ranges(lambda i, j: fn(out[i:j], *(s[i:j] for s in sources)), out.shape[0], out)
 
 
 class LeakyReLU(Function):
