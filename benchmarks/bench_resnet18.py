@@ -55,16 +55,22 @@ from minitorch_nndl.kernels import parallel
 from minitorch_nndl.optim import SGD
 
 
-def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], None]) -> float:
-    """Seconds per call of ``fn`` (the mean over ``steps`` calls after ``warmup`` calls)."""
+def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], None], min_seconds: float) -> float:
+    """Seconds per call of ``fn``: the mean over at least ``steps`` calls after ``warmup``
+    calls, and over as many more as ``min_seconds`` of timing needs (a 0.15 s eval step
+    timed 3 times is at the mercy of the machine's hiccups)."""
     for _ in range(warmup):
         fn()
     sync()
+    calls = 0
     start = time.perf_counter()
-    for _ in range(steps):
+    while calls < steps or time.perf_counter() - start < min_seconds:
         fn()
+        calls += 1
+        if calls >= steps:
+            sync()
     sync()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / calls
 
 
 def _rss_bytes() -> tuple[float, float]:
@@ -88,10 +94,10 @@ def _measure(
     """Images/s of training and evaluation, and the memory the training steps needed."""
     before, _ = _rss_bytes()  # the process with its framework, model, optimizer and batch
     model.train()
-    train = _time(train_step, args.steps, args.warmup, sync)
+    train = _time(train_step, args.steps, args.warmup, sync, args.min_seconds)
     _, peak = _rss_bytes()
     model.eval()
-    evaluation = _time(eval_step, args.steps, args.warmup, sync)
+    evaluation = _time(eval_step, args.steps, args.warmup, sync, args.min_seconds)
     return {"train": batch / train, "eval": batch / evaluation, "peak_rss": peak, "step_rss": peak - before}
 
 
@@ -268,7 +274,10 @@ def _row(label: str, ours: float, theirs: float | None, unit: Callable[[float], 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement (at least)")
+    parser.add_argument(
+        "--min-seconds", type=float, default=2.0, help="time each measurement for at least this long (default 2)"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
     parser.add_argument("--repeats", type=int, default=2, help="subprocesses per framework and batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ours on CuPy, PyTorch on CUDA)")
@@ -289,8 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.repeats < 1:
-        raise SystemExit("error: --batch-sizes, --steps and --repeats must be >= 1, --warmup >= 0")
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.repeats < 1 or args.min_seconds < 0:
+        raise SystemExit("error: --batch-sizes, --steps and --repeats must be >= 1, --warmup and --min-seconds >= 0")
     if args.precision == "tf32":
         os.environ["CUPY_TF32"] = "1"  # read by CuPy when it is imported, which has not happened yet
     if args.worker:
@@ -313,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
             use_torch = False
     worker_argv = [
         f"--steps={args.steps}",
+        f"--min-seconds={args.min_seconds}",
         f"--warmup={args.warmup}",
         f"--device={args.device}",
         f"--precision={args.precision}",
@@ -330,7 +340,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ours: glibc keeps freed memory (reuse_freed_memory): {not args.no_reuse_freed_memory}")
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
-    print(f"steps={args.steps} warmup={args.warmup} repeats={args.repeats} (median; each a fresh subprocess)")
+    print(
+        f"steps={args.steps} (and >= {args.min_seconds:g} s) warmup={args.warmup} repeats={args.repeats} "
+        "(median; each a fresh subprocess)"
+    )
     frameworks = ["ours", "torch"] if use_torch else ["ours"]
     results: dict[tuple[str, int], list[dict[str, float]]] = {(f, b): [] for f in frameworks for b in args.batch_sizes}
     for repeat in range(args.repeats):
