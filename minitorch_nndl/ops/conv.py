@@ -206,7 +206,6 @@ class Conv2d(Function):
         per_chunk = _images_per_chunk(grad, geometry, (OH, OW))  # dW's chunks of rows
         if winograd:  # dx's Winograd convolution goes in smaller pieces of each chunk
             per_piece = _winograd_images_per_chunk(grad, N, (H, W), C_out)
-        if winograd:
             flipped = kernels.winograd.transform_filter(kernels.winograd.flipped_filter(weight))
             g_images = g_rows.reshape(N, OH, OW, C_out)
         dw_parts: dict[int, Any] = {}  # dW of each thread's range, added in a fixed order
