@@ -29,7 +29,7 @@ LAYERS = ((3, 64, 32), (64, 64, 32), (128, 128, 16), (256, 256, 8), (512, 512, 4
 """(input channels, output channels, height = width) of ResNet18-CIFAR's stride-1 3x3 convolutions."""
 
 
-def _best_ms(fn: Callable[[], object], calls: int) -> float:
+def _mean_ms(fn: Callable[[], object], calls: int) -> float:
     fn()
     start = time.perf_counter()
     for _ in range(calls):
@@ -95,8 +95,8 @@ def main() -> None:
             best = {name: [float("inf"), float("inf")] for name in variants}
             for _ in range(args.rounds):
                 for name, (forward, backward) in variants.items():
-                    best[name][0] = min(best[name][0], _best_ms(forward, args.calls))
-                    best[name][1] = min(best[name][1], _best_ms(backward, args.calls))
+                    best[name][0] = min(best[name][0], _mean_ms(forward, args.calls))
+                    best[name][1] = min(best[name][1], _mean_ms(backward, args.calls))
             conv_op.USE_WINOGRAD = True
             cells = [f"{sum(best[n]):6.2f} ({best[n][0]:.1f}+{best[n][1]:.1f})" for n in variants]
             ratio = f"{sum(best['torch']) / sum(best['Conv2d']):13.2f}" if torch is not None else ""

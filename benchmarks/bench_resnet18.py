@@ -56,20 +56,19 @@ from minitorch_nndl.optim import SGD
 
 
 def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], None], min_seconds: float) -> float:
-    """Seconds per call of ``fn``: the mean over at least ``steps`` calls after ``warmup``
-    calls, and over as many more as ``min_seconds`` of timing needs (a 0.15 s eval step
-    timed 3 times is at the mercy of the machine's hiccups)."""
+    """Seconds per call of ``fn``: the mean over rounds of ``steps`` calls (after ``warmup``
+    calls), as many rounds as ``min_seconds`` of timing needs (a 0.15 s eval step timed 3
+    times is at the mercy of the machine's hiccups); one device sync per round."""
     for _ in range(warmup):
         fn()
     sync()
     calls = 0
     start = time.perf_counter()
-    while calls < steps or time.perf_counter() - start < min_seconds:
-        fn()
-        calls += 1
-        if calls >= steps:
-            sync()
-    sync()
+    while calls == 0 or time.perf_counter() - start < min_seconds:
+        for _ in range(steps):
+            fn()
+        calls += steps
+        sync()
     return (time.perf_counter() - start) / calls
 
 

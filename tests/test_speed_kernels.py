@@ -226,37 +226,28 @@ def test_the_pool_is_off_by_default_when_blas_is_threaded():
         assert parallel._default_threads() == 1
 
 
-class _Calls:
-    def __init__(self) -> None:
-        self.ranges: list[tuple[int, int]] = []
-
-    def __call__(self, start: int, stop: int) -> None:
-        self.ranges.append((start, stop))
-
-
-def test_small_elementwise_passes_are_not_split():
+def test_small_elementwise_passes_are_not_split(monkeypatch):
     """Handing a range to a thread costs more than a pass over a few thousand values: under
     min_elements the whole range runs as one call in this thread; above it, one per thread."""
+    threshold = parallel.MIN_SPLIT_ELEMENTS
     before = parallel.num_threads()
     parallel.set_num_threads(2)
     try:
-        small, large = parallel.MIN_SPLIT_ELEMENTS - 1, parallel.MIN_SPLIT_ELEMENTS
-        for size, expected in ((small, [(0, 8)]), (large, [(0, 4), (4, 8)])):
-            calls = _Calls()
-            parallel.for_batch_ranges(calls, 8, np.zeros(size), parallel.MIN_SPLIT_ELEMENTS)
-            assert sorted(calls.ranges) == expected
-        relu_calls = []
-        real = parallel.for_batch_ranges
-        parallel.for_batch_ranges = lambda fn, n, array=None, min_elements=0: (
-            relu_calls.append(min_elements) or real(fn, n, array, min_elements)
-        )
-        try:
-            mt.nn.functional.relu(mt.randn(4, 3))
-        finally:
-            parallel.for_batch_ranges = real
-        assert relu_calls == [parallel.MIN_SPLIT_ELEMENTS]  # ReLU asks for the threshold
+        for size, expected in ((threshold - 1, [(0, 8)]), (threshold, [(0, 4), (4, 8)])):
+            calls = []
+            parallel.for_batch_ranges(lambda i, j, calls=calls: calls.append((i, j)), 8, np.zeros(size), threshold)
+            assert sorted(calls) == expected
     finally:
         parallel.set_num_threads(before)
+    asked = []
+    real = parallel.for_batch_ranges
+    monkeypatch.setattr(
+        parallel,
+        "for_batch_ranges",
+        lambda fn, n, array=None, min_elements=0: asked.append(min_elements) or real(fn, n, array, min_elements),
+    )
+    mt.nn.functional.relu(mt.randn(4, 3))
+    assert asked == [threshold]  # ReLU asks for the threshold
 
 
 def test_nested_batch_ranges_run_in_the_calling_thread():
