@@ -113,6 +113,53 @@ def test_conv2d_gradcheck_non_square_fixed_case(device):
     assert mt.gradcheck(lambda x, w, b: conv2d(x, w, b, **geometry(case)), [xt, wt, bt])
 
 
+@st.composite
+def winograd_cases(draw):
+    """A stride-1 3x3 convolution Winograd's F(2x2, 3x3) computes: padding 0..2 per axis,
+    odd and even output sizes (a half tile at the edge), which gradients are wanted."""
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    hw = [draw(st.integers(max(1, 3 - 2 * p), 6 - p)) for p in padding]
+    wants = draw(st.sampled_from([(True, True), (True, False), (False, True)]))
+    return {
+        "x_shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *hw),
+        "w_shape": (draw(st.integers(1, 3)), 0, 3, 3),
+        "padding": padding,
+        "bias": draw(st.booleans()),
+        "wants": wants,
+    }
+
+
+@given(case=winograd_cases())
+def test_winograd_conv2d_gradcheck(case, device):
+    """Backpropagation through F(2x2, 3x3) itself (dM = A dY A^T, dU = V^T dM, dV = dM U^T,
+    the overlap-adding input transform) against float64 finite differences."""
+    from minitorch_nndl.kernels import winograd  # noqa: PLC0415
+    from minitorch_nndl.ops import conv as conv_module  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    x_shape, (c_out, _, kh, kw) = case["x_shape"], case["w_shape"]
+    x = mt.tensor(rng.standard_normal(x_shape), dtype=mt.float64, device=device, requires_grad=case["wants"][0])
+    w = mt.tensor(rng.standard_normal((c_out, x_shape[1], kh, kw)), dtype=mt.float64, device=device)
+    w.requires_grad_(case["wants"][1])
+    b = mt.tensor(rng.standard_normal(c_out), dtype=mt.float64, device=device) if case["bias"] else None
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # tiny test images take it too
+        patch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+        real_backward = winograd.conv3x3_backward
+        patch.setattr(winograd, "conv3x3_backward", lambda *a, **k: calls.append(1) or real_backward(*a, **k))
+        inputs = [t for t in (x, w) if t.requires_grad] + ([b] if b is not None else [])
+
+        def convolve(*args):
+            given_inputs = iter(args)
+            xi = next(given_inputs) if x.requires_grad else x
+            wi = next(given_inputs) if w.requires_grad else w
+            return conv2d(xi, wi, next(given_inputs, None), padding=case["padding"])
+
+        assert mt.gradcheck(convolve, inputs)
+    assert calls  # the backward really went through Winograd
+
+
 @given(case=conv_cases())
 def test_conv2d_adjoint_identities(case):
     """conv2d is bilinear in (x, w): <conv(x, w), g> = <x, dx(g)> = <w, dw(g)> (no bias)."""

@@ -150,6 +150,8 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     calls = []
     real_conv3x3 = winograd.conv3x3
     monkeypatch.setattr(winograd, "conv3x3", lambda *args: calls.append(1) or real_conv3x3(*args))
+    real_backward = winograd.conv3x3_backward
+    monkeypatch.setattr(winograd, "conv3x3_backward", lambda *a, **k: calls.append(2) or real_backward(*a, **k))
 
     def run(use_winograd):
         monkeypatch.setattr(conv_module, "USE_WINOGRAD", use_winograd)
@@ -160,7 +162,7 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
         return y.numpy(), x.grad, w.grad
 
     with_winograd = run(True)
-    assert len(calls) >= 2  # the forward and the input gradient both went through it
+    assert 1 in calls and 2 in calls  # the forward and the backward both went through it
     calls.clear()
     for a, b in zip(with_winograd, run(False)):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)

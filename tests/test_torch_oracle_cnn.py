@@ -84,7 +84,7 @@ def test_conv2d_agrees_with_torch(case, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_winograd_conv2d_agrees_with_torch(monkeypatch, padding, dtype):
-    """The F(2x2, 3x3) path (forward and input gradient) in float32 as well as float64:
+    """The F(2x2, 3x3) path (forward and both gradients) in float32 as well as float64:
     its transforms round differently from im2row, within the same tolerance."""
     from minitorch_nndl.kernels import winograd  # noqa: PLC0415
     from minitorch_nndl.ops import conv as conv_module  # noqa: PLC0415
@@ -93,10 +93,12 @@ def test_winograd_conv2d_agrees_with_torch(monkeypatch, padding, dtype):
     calls = []
     real_conv3x3 = winograd.conv3x3
     monkeypatch.setattr(winograd, "conv3x3", lambda *args: calls.append(1) or real_conv3x3(*args))
+    real_backward = winograd.conv3x3_backward
+    monkeypatch.setattr(winograd, "conv3x3_backward", lambda *a, **k: calls.append(2) or real_backward(*a, **k))
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((2, 16, 11, 10)), rng.standard_normal((16, 16, 3, 3))
     run_both(lambda *a: conv2d(*a, padding=padding), lambda *a: F.conv2d(*a, padding=padding), [x, w], dtype)
-    assert len(calls) >= 2  # the forward and dL/dx went through Winograd
+    assert 1 in calls and 2 in calls  # the forward and the backward went through Winograd
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

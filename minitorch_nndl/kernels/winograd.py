@@ -21,6 +21,18 @@ so a convolution is: transform the input tiles (additions only), 16 GEMMs with
 2.25x fewer flops than im2col's one GEMM, transform the output tiles (additions
 only).  Neighbouring tiles overlap by 2 rows/columns (their outputs do not).
 
+The backward is backpropagation through these same three steps, each one's adjoint
+(transposed matrix) in reverse order.  With dY the gradient of the output tiles:
+
+    dM = A dY A^T                     (2x2 -> 4x4 per tile: the output transform, transposed)
+    dU[a, b] = V[a, b]^T @ dM[a, b]   (16 GEMMs: the filter gradient in the transformed domain)
+    dg = G^T dU G                     (back to 3x3 filters)
+    dV[a, b] = dM[a, b] @ U[a, b]^T   (16 GEMMs)
+    dd = B dV B^T                     (per tile; overlapping tiles add up where they overlap)
+
+so the weight gradient too costs 2.25x fewer multiplications than im2row's GEMM, and the
+input and weight gradients share dM.
+
 Everything here is channels-last: x (N, H, W, C), the result (N, OH, OW, C_out).
 The transforms are written as strided slices, so they run on NumPy and CuPy alike.
 """
@@ -58,9 +70,14 @@ def transform_filter(weight: Any) -> Any:
     return U.reshape(16, C_out, C_in).transpose(0, 2, 1)
 
 
-def flipped_filter(weight: Any) -> Any:
-    """w'[c, o, i, j] = w[o, c, 2-i, 2-j]: the filter whose convolution is the input gradient."""
-    return weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+def filter_gradient(dU: Any) -> Any:
+    """dL/dg (C_out, C_in, 3, 3) from dL/dU (16, C_in, C_out): the adjoint of :func:`transform_filter`,
+    vec(dg) = (G kron G)^T vec(dU), one matrix product for all filters."""
+    xp = backend.xp_of(dU)
+    G = xp.asarray(FILTER_TRANSFORM, dtype=dU.dtype)
+    C_in, C_out = dU.shape[1:]
+    dg = dU.reshape(16, C_in * C_out).T @ xp.kron(G, G)  # (C_in*C_out, 9)
+    return dg.reshape(C_in, C_out, 3, 3).transpose(1, 0, 2, 3)
 
 
 def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
@@ -137,4 +154,98 @@ def conv3x3(x: Any, filters: Any, padding: Pair, out: Any) -> Any:
     return out
 
 
-__all__ = ["FILTER_TRANSFORM", "applies", "conv3x3", "flipped_filter", "transform_filter"]
+def _output_tiles_adjoint(grad: Any, tiles: Pair, out: Any) -> None:
+    """dM = A dY A^T for every 2x2 tile of ``grad`` (N, OH, OW, C_out), into out (4, 4, N, TH, TW, C_out):
+    the adjoint of :func:`_output_tiles`.  With A^T's rows (1, 1, 1, 0) and (0, 1, -1, -1), a
+    tile's rows y0, y1 become the four rows y0, y0 + y1, y0 - y1, -y1 (then the same for columns)."""
+    xp = backend.xp_of(grad)
+    N, OH, OW, C_out = grad.shape
+    TH, TW = tiles
+    if (2 * TH, 2 * TW) != (OH, OW):  # an odd size: the cropped half tile had no gradient
+        full = workspace.scratch("winograd.full", (N, 2 * TH, 2 * TW, C_out), grad.dtype, like=grad)
+        full[:, OH:] = 0
+        full[:, :, OW:] = 0
+        full[:, :OH, :OW] = grad
+        grad = full
+    y0, y1 = grad[:, 0::2], grad[:, 1::2]  # each (N, TH, 2*TW, C_out)
+    rows = workspace.scratch("winograd.s", (3,) + y0.shape, grad.dtype, like=grad)
+    xp.add(y0, y1, out=rows[0])
+    xp.subtract(y0, y1, out=rows[1])
+    xp.negative(y1, out=rows[2])
+    for a, r in enumerate((y0, rows[0], rows[1], rows[2])):
+        c0, c1 = r[:, :, 0::2], r[:, :, 1::2]  # each (N, TH, TW, C_out)
+        out[a, 0] = c0
+        xp.add(c0, c1, out=out[a, 1])
+        xp.subtract(c0, c1, out=out[a, 2])
+        xp.negative(c1, out=out[a, 3])
+
+
+def _overlap_add(d: Any, out: Any) -> None:
+    """Rows d[0..3] (4, N, T, ...) of T tiles, through B's adjoint, into the 2*T + 2 rows of ``out`` (N, 2*T + 2, ...).
+
+    B^T's rows (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1) transposed give a
+    tile's input rows d0, d1 - d2 + d3, d1 + d2 - d0, -d3; tile t starts at row 2t, so rows
+    2t and 2t + 1 collect rows 0, 1 of tile t and rows 2, 3 of tile t - 1."""
+    xp = backend.xp_of(d)
+    T = d.shape[2]
+    even, odd = out[:, 0::2], out[:, 1::2]  # each (N, T + 1, ...)
+    even[:, :T] = d[0]
+    even[:, T] = 0
+    even[:, 1:] += d[1]
+    even[:, 1:] += d[2]
+    even[:, 1:] -= d[0]
+    xp.subtract(d[1], d[2], out=odd[:, :T])
+    odd[:, :T] += d[3]
+    odd[:, T] = 0
+    odd[:, 1:] -= d[3]
+
+
+def _input_tiles_adjoint(dV: Any, padding: Pair, out: Any) -> None:
+    """dx = the tiles B dV B^T added where they overlap, cropped to ``out`` (N, H, W, C):
+    the adjoint of :func:`_input_tiles` (dV (4, 4, N, TH, TW, C))."""
+    _, _, N, TH, TW, C = dV.shape
+    ph, pw = padding
+    H, W = out.shape[1:3]
+    columns = workspace.scratch("winograd.vertical", (4, N, TH, 2 * TW + 2, C), dV.dtype, like=dV)
+    for a in range(4):  # B's adjoint along the columns of every tile row a
+        _overlap_add(dV[a].swapaxes(2, 3), columns[a].swapaxes(1, 2))  # the tile columns as axis 1
+    padded = workspace.scratch("winograd.padded", (N, 2 * TH + 2, 2 * TW + 2, C), dV.dtype, like=dV)
+    _overlap_add(columns, padded)  # and along the rows
+    out[...] = padded[:, ph : ph + H, pw : pw + W]
+
+
+def conv3x3_backward(
+    grad: Any, padding: Pair, filters: Any = None, dx: Any = None, x: Any = None, dU: Any = None
+) -> Any:
+    """The backward of :func:`conv3x3` for a chunk of images, ``grad`` (N, OH, OW, C_out) = dL/dy.
+
+    With ``filters`` U (16, C, C_out) and ``dx`` (N, H, W, C): writes dL/dx into ``dx``.
+    With ``x`` (the forward's input): adds dL/dU (16, C, C_out) of this chunk into ``dU``
+    and returns it (a fresh array when ``dU`` is None); turn it into the filters'
+    gradient with :func:`filter_gradient` once every chunk is in.  Returns None without ``x``."""
+    xp = backend.xp_of(grad)
+    N, OH, OW, C_out = grad.shape
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    tiles = N * TH * TW
+    dM = workspace.scratch("winograd.M", (4, 4, N, TH, TW, C_out), grad.dtype, like=grad)
+    _output_tiles_adjoint(grad, (TH, TW), dM)
+    dM = dM.reshape(16, tiles, C_out)
+    if dx is not None:
+        C = dx.shape[3]
+        dV = workspace.scratch("winograd.V", (16, tiles, C), grad.dtype, like=grad)
+        xp.matmul(dM, filters.transpose(0, 2, 1), out=dV)
+        _input_tiles_adjoint(dV.reshape(4, 4, N, TH, TW, C), padding, dx)
+    if x is None:
+        return None
+    C = x.shape[3]
+    V = workspace.scratch("winograd.V", (4, 4, N, TH, TW, C), x.dtype, like=x)
+    _input_tiles(x, padding, (TH, TW), V)
+    V = V.reshape(16, tiles, C).transpose(0, 2, 1)
+    if dU is None:
+        return xp.matmul(V, dM)
+    product = workspace.scratch("winograd.dU", dU.shape, dU.dtype, like=dU)
+    dU += xp.matmul(V, dM, out=product)
+    return dU
+
+
+__all__ = ["FILTER_TRANSFORM", "applies", "conv3x3", "conv3x3_backward", "filter_gradient", "transform_filter"]

@@ -25,7 +25,7 @@ How it runs on the CPU (the same arithmetic, arranged for speed and memory):
   the backward rebuilds each chunk's rows from the saved input instead of keeping the
   whole column matrix (2.2 GB for ResNet18 at batch 128);
 * Winograd F(2x2, 3x3) (:mod:`minitorch_nndl.kernels.winograd`) for stride-1 3x3
-  kernels, forward and input gradient: 2.25x fewer multiplications;
+  kernels, forward and both gradients: 2.25x fewer multiplications;
 * threads: each thread of :mod:`minitorch_nndl.kernels.parallel` can take a range of
   the batch (off by default; ``parallel.use_batch_threads()`` opts in).
 """
@@ -84,7 +84,7 @@ def _images_per_chunk(array: Any, geometry: ConvGeometry, out_hw: Pair) -> int:
 USE_WINOGRAD = True
 MIN_WINOGRAD_TILES = 256
 MIN_WINOGRAD_CHANNELS = 16
-"""Stride-1 3x3 convolutions (forward and input gradient) by Winograd's F(2x2, 3x3)
+"""Stride-1 3x3 convolutions (forward and backward) by Winograd's F(2x2, 3x3)
 (:mod:`minitorch_nndl.kernels.winograd`) when each of its 16 GEMMs gets at least
 ``MIN_WINOGRAD_TILES`` tiles and both channel counts are at least
 ``MIN_WINOGRAD_CHANNELS``; False: always im2row + one GEMM.  Measured on 2 cores
@@ -122,8 +122,8 @@ class Conv2d(Function):
     result is logically NCHW, as its shape says).  The batch is processed a chunk of
     images at a time, and the backward rebuilds each chunk's rows from the saved input
     instead of keeping them all from the forward: one more copy of x, 9x less memory.
-    Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) for y and dL/dx instead
-    (dL/dx = the stride-1 convolution of dY with the flipped filter, padding 2 - p).
+    Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) instead, and their backward is
+    backpropagation through its transforms and 16 GEMMs (the forward keeps U = G g G^T).
     """
 
     @staticmethod
@@ -132,13 +132,16 @@ class Conv2d(Function):
     ) -> Any:
         C_out, _, KH, KW = weight.shape
         geometry = ConvGeometry(x.shape, (KH, KW), stride, padding, dilation, groups)
+        winograd_filters = None
         if groups == 1:
-            out, saved = Conv2d._forward_rows(x, weight, geometry)
+            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry)
         else:
             out, saved = Conv2d._forward_grouped(x, weight, geometry)
         if ctx.needs_input_grad:
             ctx.save_for_backward(saved if ctx.needs_input_grad[1] else None, weight)
             ctx.geometry = geometry
+            ctx.winograd = winograd_filters is not None  # the backward goes through Winograd too
+            ctx.winograd_filters = winograd_filters if ctx.needs_input_grad[0] else None
         if bias is not None:
             out += bias.reshape(1, C_out, 1, 1)
         return out
@@ -151,7 +154,9 @@ class Conv2d(Function):
         db = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         if not (needs[0] or needs[1]):
             return None, None, db
-        if geometry.groups == 1:
+        if getattr(ctx, "winograd", False):
+            dx, dw = Conv2d._backward_winograd(saved, ctx.winograd_filters, grad, geometry, needs[:2])
+        elif geometry.groups == 1:
             dx, dw = Conv2d._backward_rows(saved, weight, grad, geometry, needs[:2])
         else:
             dx, dw = Conv2d._backward_grouped(saved, weight, grad, geometry, needs[:2])
@@ -160,8 +165,9 @@ class Conv2d(Function):
     # ------------------------------------------------------------ channels-last, groups == 1
 
     @staticmethod
-    def _forward_rows(x: Any, weight: Any, geometry: ConvGeometry) -> tuple[Any, Any]:
-        """Y_rows = im2row(x) @ W_rows^T, a chunk of images at a time; saves x (channels-last)."""
+    def _forward_rows(x: Any, weight: Any, geometry: ConvGeometry) -> tuple[Any, Any, Any]:
+        """Y_rows = im2row(x) @ W_rows^T (or Winograd), a chunk of images at a time.
+        Returns the output, x channels-last (saved for dL/dw) and Winograd's U (None without Winograd)."""
         xp = backend.xp_of(x)
         N = x.shape[0]
         C_out = weight.shape[0]
@@ -187,7 +193,7 @@ class Conv2d(Function):
                     xp.matmul(rows, filters.T, out=out_rows[start * OH * OW : stop * OH * OW])
 
         parallel.for_batch_ranges(convolve, N, x)  # one range per thread (the pool is off by default)
-        return out.transpose(0, 3, 1, 2), x_rows
+        return out.transpose(0, 3, 1, 2), x_rows, (filters if winograd else None)
 
     @staticmethod
     def _backward_rows(x_rows: Any, weight: Any, grad: Any, geometry: ConvGeometry, wants: tuple) -> tuple[Any, Any]:
@@ -199,15 +205,7 @@ class Conv2d(Function):
         g_rows = _channels_last(grad).reshape(N * OH * OW, C_out)
         w_rows = _weight_rows(weight)
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
-        # dx is the stride-1 convolution of dY with the flipped filter, padded 2 - p: Winograd too
-        dx_padding = (2 - geometry.padding[0], 2 - geometry.padding[1])
-        images = _images_per_thread(grad, N)
-        winograd = want_dx and _winograd_applies(geometry, dx_padding, images, (H, W), weight.shape[:2])
-        per_chunk = _images_per_chunk(grad, geometry, (OH, OW))  # dW's chunks of rows
-        if winograd:  # dx's Winograd convolution goes in smaller pieces of each chunk
-            per_piece = _winograd_images_per_chunk(grad, N, (H, W), C_out)
-            flipped = kernels.winograd.transform_filter(kernels.winograd.flipped_filter(weight))
-            g_images = g_rows.reshape(N, OH, OW, C_out)
+        per_chunk = _images_per_chunk(grad, geometry, (OH, OW))
         dw_parts: dict[int, Any] = {}  # dW of each thread's range, added in a fixed order
 
         def backpropagate(first: int, last: int) -> None:
@@ -222,23 +220,48 @@ class Conv2d(Function):
                     else:
                         product = workspace.scratch("conv.dw", w_rows.shape, grad.dtype, like=grad)
                         dw_part += xp.matmul(g_chunk.T, rows, out=product)
-                if winograd:
-                    for piece in range(start, stop, per_piece):
-                        end = min(stop, piece + per_piece)
-                        kernels.winograd.conv3x3(g_images[piece:end], flipped, dx_padding, dx[piece:end])
-                elif want_dx:
+                if want_dx:
                     drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
                     _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
             dw_parts[first] = dw_part
 
         parallel.for_batch_ranges(backpropagate, N, grad)
-        dw_rows = None
-        for first in sorted(dw_parts) if want_dw else ():  # in a fixed order, in place
-            dw_rows = dw_parts[first] if dw_rows is None else xp.add(dw_rows, dw_parts[first], out=dw_rows)
         dw = None
         if want_dw:
             KH, KW = geometry.kernel_size
-            dw = dw_rows.reshape(C_out, KH, KW, C).transpose(0, 3, 1, 2)
+            dw = _sum_in_order(dw_parts).reshape(C_out, KH, KW, C).transpose(0, 3, 1, 2)
+        return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
+
+    @staticmethod
+    def _backward_winograd(x_rows: Any, filters: Any, grad: Any, geometry: ConvGeometry, wants: tuple) -> tuple:
+        """Backpropagation through F(2x2, 3x3) (:func:`minitorch_nndl.kernels.winograd.conv3x3_backward`),
+        a chunk of images at a time: dx from dM @ U^T, dU = the sum over chunks of V^T @ dM,
+        and dw = G^T dU G at the end."""
+        want_dx, want_dw = wants
+        xp = backend.xp_of(grad)
+        N, C_out, OH, OW = grad.shape
+        _, C, H, W = geometry.x_shape
+        g_images = _channels_last(grad)  # (N, OH, OW, C_out)
+        dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
+        per_chunk = _winograd_images_per_chunk(grad, N, (OH, OW), max(C, C_out))
+        du_parts: dict[int, Any] = {}  # dU of each thread's range, added in a fixed order
+
+        def backpropagate(first: int, last: int) -> None:
+            du_part = None
+            for start in range(first, last, per_chunk):
+                stop = min(last, start + per_chunk)
+                du_part = kernels.winograd.conv3x3_backward(
+                    g_images[start:stop],
+                    geometry.padding,
+                    filters=filters if want_dx else None,
+                    dx=dx[start:stop] if want_dx else None,
+                    x=x_rows[start:stop] if want_dw else None,
+                    dU=du_part,
+                )
+            du_parts[first] = du_part
+
+        parallel.for_batch_ranges(backpropagate, N, grad)
+        dw = kernels.winograd.filter_gradient(_sum_in_order(du_parts)) if want_dw else None
         return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
 
     # ------------------------------------------------------------ grouped: im2col + batched GEMM
@@ -307,6 +330,15 @@ def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) 
     per_image = 16 * tiles * channels * array.dtype.itemsize
     enough_tiles = -(-MIN_WINOGRAD_TILES // tiles)
     return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
+
+
+def _sum_in_order(parts: dict[int, Any]) -> Any:
+    """The sum of the threads' partial results, keyed by the first image of their range,
+    added in that order (the same order every run, so the same sums), into the first one."""
+    total = None
+    for first in sorted(parts):
+        total = parts[first] if total is None else backend.xp_of(total).add(total, parts[first], out=total)
+    return total
 
 
 def _images_per_thread(array: Any, N: int) -> int:
