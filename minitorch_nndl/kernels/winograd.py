@@ -25,7 +25,7 @@ The backward is backpropagation through these same three steps, each one's adjoi
 (transposed matrix) in reverse order.  With dY the gradient of the output tiles:
 
     dM = A dY A^T                     (2x2 -> 4x4 per tile: the output transform, transposed)
-    dU[a, b] = V[a, b]^T @ dM[a, b]   (16 GEMMs: the filter gradient in the transformed domain)
+    dU[a, b] = dM[a, b]^T @ V[a, b]   (16 GEMMs: the filter gradient in the transformed domain)
     dg = G^T dU G                     (back to 3x3 filters)
     dV[a, b] = dM[a, b] @ U[a, b]^T   (16 GEMMs)
     dd = B dV B^T                     (per tile; overlapping tiles add up where they overlap)
@@ -55,29 +55,66 @@ def applies(kernel_size: Pair, stride: Pair, dilation: Pair) -> bool:
     return kernel_size == (3, 3) and stride == (1, 1) and dilation == (1, 1)
 
 
+def _filter_rows(g0: Any, g1: Any, g2: Any, out: list) -> None:
+    """out[0..3] = G (g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2, elementwise."""
+    xp = backend.xp_of(g0)
+    half = g0.dtype.type(0.5)
+    xp.add(g0, g2, out=out[1])
+    out[1] *= half  # (g0 + g2)/2
+    xp.multiply(g1, half, out=out[3])  # g1/2, until out[3] gets g2
+    xp.subtract(out[1], out[3], out=out[2])
+    out[1] += out[3]
+    out[0][...] = g0
+    out[3][...] = g2
+
+
+def _filter_rows_adjoint(d0: Any, d1: Any, d2: Any, d3: Any, out: list) -> None:
+    """out[0..2] = G^T (d0, d1, d2, d3): d0 + (d1 + d2)/2, (d1 - d2)/2, (d1 + d2)/2 + d3."""
+    xp = backend.xp_of(d0)
+    half = d0.dtype.type(0.5)
+    xp.subtract(d1, d2, out=out[1])
+    out[1] *= half
+    xp.add(d1, d2, out=out[0])
+    out[0] *= half  # (d1 + d2)/2
+    xp.add(out[0], d3, out=out[2])
+    out[0] += d0
+
+
 def transform_filter(weight: Any) -> Any:
     """U (16, C_in, C_out) from weight (C_out, C_in, 3, 3): U[4a+b] = (G g G^T)[a, b] per filter pair.
 
-    G g G^T for all filters at once is one matrix product: with the 3x3 filters as rows of
-    9 values, vec(G g G^T) = (G kron G) vec(g).  The result is a (16, C_in, C_out) view
-    of a (16, C_out, C_in) array, which the GEMMs read transposed at no cost."""
+    G along the filter rows, then along the columns, as slice expressions over the filters
+    channels-last, (C_out, 3, 3, C_in) (a view when the weight is stored that way, as
+    ``nn.Conv2d`` stores it), split over threads by output channel.  The result is a
+    (16, C_in, C_out) view of a (C_out, 16, C_in) array: each GEMM reads its U[a, b]
+    transposed, at no cost."""
     xp = backend.xp_of(weight)
-    G = xp.asarray(FILTER_TRANSFORM, dtype=weight.dtype)
     C_out, C_in = weight.shape[:2]
-    if not weight.flags.c_contiguous:
-        weight = xp.ascontiguousarray(weight)
-    U = xp.kron(G, G) @ weight.reshape(C_out * C_in, 9).T  # (16, C_out*C_in)
-    return U.reshape(16, C_out, C_in).transpose(0, 2, 1)
+    g = weight.transpose(0, 2, 3, 1)  # (C_out, 3, 3, C_in)
+    U = xp.empty((C_out, 4, 4, C_in), dtype=weight.dtype)
+
+    def transform(i: int, j: int) -> None:
+        rows = workspace.scratch("winograd.filter", (j - i, 4, 3, C_in), weight.dtype, like=weight)  # G g
+        _filter_rows(g[i:j, 0], g[i:j, 1], g[i:j, 2], [rows[:, a] for a in range(4)])
+        _filter_rows(rows[:, :, 0], rows[:, :, 1], rows[:, :, 2], [U[i:j, :, b] for b in range(4)])  # (G g) G^T
+
+    parallel.for_batch_ranges(transform, C_out, weight)
+    return U.reshape(C_out, 16, C_in).transpose(1, 2, 0)
 
 
 def filter_gradient(dU: Any) -> Any:
-    """dL/dg (C_out, C_in, 3, 3) from dL/dU (16, C_in, C_out): the adjoint of :func:`transform_filter`,
-    vec(dg) = (G kron G)^T vec(dU), one matrix product for all filters."""
+    """dL/dg (C_out, C_in, 3, 3) from dL/dU (16, C_out, C_in): the adjoint of :func:`transform_filter`,
+    G^T dU G per filter pair, along the rows and then the columns.  The result is a view of
+    a channels-last (C_out, 3, 3, C_in) array, the memory order of ``nn.Conv2d``'s weight."""
     xp = backend.xp_of(dU)
-    G = xp.asarray(FILTER_TRANSFORM, dtype=dU.dtype)
-    C_in, C_out = dU.shape[1:]
-    dg = dU.reshape(16, C_in * C_out).T @ xp.kron(G, G)  # (C_in*C_out, 9)
-    return dg.reshape(C_in, C_out, 3, 3).transpose(1, 0, 2, 3)
+    C_out, C_in = dU.shape[1:]
+    d = dU.reshape(4, 4, C_out, C_in)
+    rows = workspace.scratch("winograd.filter", (3, 4, C_out, C_in), dU.dtype, like=dU)  # G^T dU
+    _filter_rows_adjoint(d[0], d[1], d[2], d[3], [rows[i] for i in range(3)])
+    dg = xp.empty((C_out, 3, 3, C_in), dtype=dU.dtype)
+    for i in range(3):  # (G^T dU) G
+        _filter_rows_adjoint(rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], [dg[:, i, j] for j in range(3)])
+    return dg.transpose(0, 3, 1, 2)
 
 
 def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
@@ -220,7 +257,7 @@ def conv3x3_backward(
     """The backward of :func:`conv3x3` for a chunk of images, ``grad`` (N, OH, OW, C_out) = dL/dy.
 
     With ``filters`` U (16, C, C_out) and ``dx`` (N, H, W, C): writes dL/dx into ``dx``.
-    With ``x`` (the forward's input): adds dL/dU (16, C, C_out) of this chunk into ``dU``
+    With ``x`` (the forward's input): adds dL/dU (16, C_out, C) of this chunk into ``dU``
     and returns it (a fresh array when ``dU`` is None); turn it into the filters'
     gradient with :func:`filter_gradient` once every chunk is in.  Returns None without ``x``."""
     xp = backend.xp_of(grad)
@@ -240,11 +277,12 @@ def conv3x3_backward(
     C = x.shape[3]
     V = workspace.scratch("winograd.V", (4, 4, N, TH, TW, C), x.dtype, like=x)
     _input_tiles(x, padding, (TH, TW), V)
-    V = V.reshape(16, tiles, C).transpose(0, 2, 1)
+    V = V.reshape(16, tiles, C)
+    dM_T = dM.transpose(0, 2, 1)
     if dU is None:
-        return xp.matmul(V, dM)
+        return xp.matmul(dM_T, V)
     product = workspace.scratch("winograd.dU", dU.shape, dU.dtype, like=dU)
-    dU += xp.matmul(V, dM, out=product)
+    dU += xp.matmul(dM_T, V, out=product)
     return dU
 
 

@@ -235,8 +235,8 @@ class Conv2d(Function):
     @staticmethod
     def _backward_winograd(x_rows: Any, filters: Any, grad: Any, geometry: ConvGeometry, wants: tuple) -> tuple:
         """Backpropagation through F(2x2, 3x3) (:func:`minitorch_nndl.kernels.winograd.conv3x3_backward`),
-        a chunk of images at a time: dx from dM @ U^T, dU = the sum over chunks of V^T @ dM,
-        and dw = G^T dU G at the end."""
+        a chunk of images at a time: dx from dM @ U^T, dU = the sum over chunks of dM^T @ V,
+        and dw = G^T dU G at the end of each thread's range."""
         want_dx, want_dw = wants
         xp = backend.xp_of(grad)
         N, C_out, OH, OW = grad.shape
@@ -244,7 +244,7 @@ class Conv2d(Function):
         g_images = _channels_last(grad)  # (N, OH, OW, C_out)
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
         per_chunk = _winograd_images_per_chunk(grad, N, (OH, OW), max(C, C_out))
-        du_parts: dict[int, Any] = {}  # dU of each thread's range, added in a fixed order
+        dw_parts: dict[int, Any] = {}  # dw of each thread's range, added in a fixed order
 
         def backpropagate(first: int, last: int) -> None:
             du_part = None
@@ -258,10 +258,11 @@ class Conv2d(Function):
                     x=x_rows[start:stop] if want_dw else None,
                     dU=du_part,
                 )
-            du_parts[first] = du_part
+            if want_dw:  # G^T dU G of this range's dU, in this thread
+                dw_parts[first] = kernels.winograd.filter_gradient(du_part)
 
         parallel.for_batch_ranges(backpropagate, N, grad)
-        dw = kernels.winograd.filter_gradient(_sum_in_order(du_parts)) if want_dw else None
+        dw = _sum_in_order(dw_parts) if want_dw else None
         return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
 
     # ------------------------------------------------------------ grouped: im2col + batched GEMM
