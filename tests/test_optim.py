@@ -492,3 +492,44 @@ def test_a_0d_parameter_steps_as_its_1_element_twin(make, device) -> None:
         assert all(getattr(b, "shape", None) == shape for k, b in opt.state[p].items() if k != "step")
         trajectories.append(float(p.numpy().reshape(-1)[0]))
     assert trajectories[0] == trajectories[1]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_blockwise_updates_equal_whole_array_updates_bit_for_bit(name, monkeypatch) -> None:
+    """A large parameter stored channels-last (as nn.Conv2d stores its weight) is updated in
+    cache-sized blocks split over two threads: exactly the whole-array result, its state
+    buffers keep the parameter's memory layout, also when restored from a state dict."""
+    from minitorch_nndl.kernels import parallel  # noqa: PLC0415
+    from minitorch_nndl.optim import optimizer as optimizer_module  # noqa: PLC0415
+
+    shape_ohwi = (8, 3, 3, 300)  # 21600 elements; blocks of 1000 below
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal(shape_ohwi).astype(np.float32)
+    grads = [rng.standard_normal(shape_ohwi).astype(np.float32) for _ in range(3)]
+
+    def trajectory(block: int, threads: int) -> tuple[np.ndarray, Optimizer]:
+        monkeypatch.setattr(optimizer_module, "UPDATE_BLOCK", block)
+        monkeypatch.setattr(parallel, "_num_threads", threads)
+        w = mt.tensor(start.copy()).permute(0, 3, 1, 2).detach().requires_grad_()  # OHWI underneath
+        opt = OPTIMIZERS[name]([w])
+        for g in grads:
+            w.grad = np.ascontiguousarray(g).transpose(0, 3, 1, 2)  # the same layout as w
+            opt.step()
+        return w.numpy(), opt
+
+    whole, _ = trajectory(10**9, 1)
+    flat_calls = []
+    real_flat_views = optimizer_module._flat_views
+    monkeypatch.setattr(
+        optimizer_module, "_flat_views", lambda a: flat_calls.append(real_flat_views(a)) or flat_calls[-1]
+    )
+    blocks, opt = trajectory(1000, 2)
+    assert flat_calls and all(views is not None for views in flat_calls)  # it really went in blocks
+    np.testing.assert_array_equal(blocks, whole)
+    (param,) = opt.param_groups[0]["params"]
+    for buffer in opt.state[param].values():
+        if hasattr(buffer, "strides"):
+            assert buffer.strides == param.data.strides
+    restored = OPTIMIZERS[name]([param])
+    restored.load_state_dict(opt.state_dict())
+    assert all(b.strides == param.data.strides for b in restored.state[param].values() if hasattr(b, "strides"))

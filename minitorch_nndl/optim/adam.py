@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -97,36 +98,12 @@ class Adam(Optimizer):
                 t = state["step"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
 
-                if maximize:
-                    g = -g
-                if weight_decay != 0:
-                    if self._decoupled:
-                        p.data *= 1.0 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p.data
-
-                m *= beta1
-                m += (1.0 - beta1) * g
-                v *= beta2
-                v += (1.0 - beta2) * (g * g)
-
-                if amsgrad:
-                    if "max_exp_avg_sq" not in state:  # amsgrad switched on after the first steps
-                        state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                    v_hat = state["max_exp_avg_sq"]
-                    xp.maximum(v_hat, v, out=v_hat)
-                else:
-                    v_hat = v
-                step_size = lr / (1.0 - beta1**t)
-                bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-
-                # the one temporary: sqrt(v)/sqrt(bc2) + eps, then m/denom (an array even for a 0-d v)
-                denom = xp.sqrt(v_hat, out=xp.empty_like(v_hat))
-                denom /= bias_correction2_sqrt
-                denom += eps
-                xp.divide(m, denom, out=denom)
-                denom *= step_size
-                p.data -= denom
+                if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on after the first steps
+                    state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                buffers = (m, v) + ((state["max_exp_avg_sq"],) if amsgrad else ())
+                hyper = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+                hyper |= {"decoupled": self._decoupled, "maximize": maximize, "step": t}
+                self._blockwise(functools.partial(adam_update, **hyper), p.data, g, *buffers)
         return loss
 
 
@@ -145,3 +122,46 @@ class AdamW(Adam):
 
     _decoupled = True
     default_weight_decay = 1e-2
+
+
+def adam_update(
+    p: Any,
+    g: Any,
+    m: Any,
+    v: Any,
+    *v_max: Any,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    maximize: bool,
+    step: int,
+) -> None:
+    """Adam's rule (see :class:`Adam`) on arrays, in place: the parameter ``p``, its gradient
+    ``g``, the moments ``m`` and ``v`` and, with amsgrad, their running maximum ``v_max``."""
+    xp = backend.xp_of(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    if v_max:
+        xp.maximum(v_max[0], v, out=v_max[0])
+    v_hat = v_max[0] if v_max else v
+    step_size = lr / (1.0 - beta1**step)
+    bias_correction2_sqrt = math.sqrt(1.0 - beta2**step)
+    # the one temporary: sqrt(v)/sqrt(bc2) + eps, then m/denom (an array even for a 0-d v)
+    denom = xp.sqrt(v_hat, out=xp.empty_like(v_hat))
+    denom /= bias_correction2_sqrt
+    denom += eps
+    xp.divide(m, denom, out=denom)
+    denom *= step_size
+    p -= denom

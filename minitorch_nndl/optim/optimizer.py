@@ -10,11 +10,12 @@ An optimizer holds *parameter groups* and *per-parameter state*:
   ``{"step": 3, "exp_avg": array, "exp_avg_sq": array}``.  Buffers are created
   lazily at the first step, on the parameter's device and with its dtype.
 
-A subclass only writes :meth:`Optimizer.step`.  Steps are whole-array NumPy/CuPy
+A subclass only writes :meth:`Optimizer.step`.  Steps are NumPy/CuPy array
 updates done *in place* on ``p.data``: no autograd graph is built, nothing is
 copied between host and device, and a float32 parameter stays float32 because
 every hyper-parameter enters the math as a Python ``float`` (NEP 50: a Python
-scalar never promotes an array).
+scalar never promotes an array).  On the CPU :meth:`Optimizer._blockwise` runs an
+update a cache-sized block at a time, the blocks split over the CPU's cores.
 
 ``state_dict()`` / ``load_state_dict()`` follow PyTorch's layout, so a run can
 be stopped and resumed bit for bit::
@@ -33,10 +34,17 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from .. import backend
+from ..kernels import parallel
 from ..tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+UPDATE_BLOCK = 1 << 15
+"""Elements per block of :meth:`Optimizer._blockwise` (128 KiB of float32): a block and its
+temporaries stay in a core's cache from the first pass of an update to the last."""
 
 
 class Optimizer:
@@ -141,6 +149,31 @@ class Optimizer:
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         raise NotImplementedError
+
+    @staticmethod
+    def _blockwise(update: Callable[..., None], *arrays: Any) -> None:
+        """``update(*arrays)``, run on matching blocks of the same-shaped ``arrays`` (a parameter,
+        its gradient, its state buffers), the blocks split over the threads of
+        :mod:`minitorch_nndl.kernels.parallel`.
+
+        An update is a few whole-array passes (``buf *= momentum``, ``buf += g``, ...).  Over
+        a parameter of megabytes each pass streams it through memory again; over a block of
+        :data:`UPDATE_BLOCK` elements the later passes find it in the cache, and the
+        temporaries are block-sized.  Every element gets the same arithmetic either way, so
+        the result is the same bit for bit.  CuPy arrays, small ones, and arrays that do not
+        share one flat memory order get a single call with the whole arrays."""
+        flats = _flat_views(arrays)
+        if flats is None:
+            update(*arrays)
+            return
+        blocks = -(-flats[0].size // UPDATE_BLOCK)
+
+        def run(first: int, last: int) -> None:
+            for block in range(first, last):
+                part = slice(block * UPDATE_BLOCK, (block + 1) * UPDATE_BLOCK)
+                update(*(flat[part] for flat in flats))
+
+        parallel.for_batch_ranges(run, blocks, flats[0], parallel.MIN_SPLIT_ELEMENTS)
 
     def _params_with_grads(self, group: dict[str, Any], opname: str) -> Iterator[tuple[Tensor, Any]]:
         """``(p, grad)`` for each parameter of ``group`` that has a gradient.
@@ -266,6 +299,23 @@ def _restore(value: Any, p: Tensor, name: str) -> Any:
     if tuple(value.shape) != p.shape:
         raise ValueError(f"load_state_dict: state {name!r} has shape {tuple(value.shape)}, the parameter has {p.shape}")
     array = backend.asarray(value, dtype=dtype, device=p.device)
-    if array is value:
-        array = array.copy()
-    return array
+    with backend.device_context(p.device):  # an owned array in the parameter's memory layout
+        restored = backend.xp_of(array).empty_like(p.data, dtype=dtype)
+        restored[...] = array
+    return restored
+
+
+def _flat_views(arrays: tuple[Any, ...]) -> list[Any] | None:
+    """1-D views of NumPy ``arrays`` of one shape and one memory layout, in memory order (each
+    element at the same index in all of them); None for CuPy, for arrays of at most
+    :data:`UPDATE_BLOCK` elements, and when they are not all laid out alike and contiguously."""
+    first = arrays[0]
+    if not isinstance(first, np.ndarray) or first.size <= UPDATE_BLOCK:
+        return None
+    if any(not isinstance(a, np.ndarray) or a.shape != first.shape or a.strides != first.strides for a in arrays):
+        return None
+    memory_order = sorted(range(first.ndim), key=lambda axis: -first.strides[axis])
+    views = [a.transpose(memory_order) for a in arrays]
+    if not views[0].flags.c_contiguous:
+        return None
+    return [view.reshape(-1) for view in views]

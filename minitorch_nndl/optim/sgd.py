@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -71,20 +72,45 @@ class SGD(Optimizer):
             weight_decay = float(group["weight_decay"])
             nesterov = bool(group["nesterov"])
             maximize = bool(group["maximize"])
+            hyper = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay}
+            hyper |= {"nesterov": nesterov, "maximize": maximize}
             for p, g in self._params_with_grads(group, "SGD.step"):
-                if maximize:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * p.data
+                buffers = ()
+                first = False
                 if momentum != 0:
                     state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:  # a copy as an array: g of a 0-d parameter may be a NumPy scalar
-                        buf = backend.xp_of(p.data).array(g, dtype=p.data.dtype)
-                        state["momentum_buffer"] = buf
-                    else:
-                        buf *= momentum
-                        buf += g if dampening == 0 else (1.0 - dampening) * g
-                    g = g + momentum * buf if nesterov else buf
-                p.data -= lr * g
+                    first = "momentum_buffer" not in state
+                    if first:  # filled with the first gradient (in the parameter's memory layout)
+                        state["momentum_buffer"] = backend.xp_of(p.data).empty_like(p.data)
+                    buffers = (state["momentum_buffer"],)
+                self._blockwise(functools.partial(sgd_update, first=first, **hyper), p.data, g, *buffers)
         return loss
+
+
+def sgd_update(
+    p: Any,
+    g: Any,
+    *buffers: Any,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first: bool,
+) -> None:
+    """SGD's rule (see :class:`SGD`) on arrays, in place: the parameter ``p``, its gradient ``g``
+    and, with momentum, its buffer (``first``: the buffer starts at this gradient)."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if buffers:
+        (buf,) = buffers
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += g if dampening == 0 else (1.0 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
