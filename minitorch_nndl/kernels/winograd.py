@@ -80,8 +80,9 @@ def _filter_rows_adjoint(d0: Any, d1: Any, d2: Any, d3: Any, out: list) -> None:
     out[0] += d0
 
 
-def transform_filter(weight: Any) -> Any:
-    """U (16, C_in, C_out) from weight (C_out, C_in, 3, 3): U[4a+b] = (G g G^T)[a, b] per filter pair.
+def transform_filter(weight: Any, scale: Any = None) -> Any:
+    """U (16, C_in, C_out) from weight (C_out, C_in, 3, 3): U[4a+b] = (G g G^T)[a, b] per filter pair
+    (times ``scale[o]`` for output channel o when a (C_out,) ``scale`` is given).
 
     G along the filter rows, then along the columns, as slice expressions over the filters
     channels-last, (C_out, 3, 3, C_in) (a view when the weight is stored that way, as
@@ -96,6 +97,8 @@ def transform_filter(weight: Any) -> Any:
     def transform(i: int, j: int) -> None:
         rows = workspace.scratch("winograd.filter", (j - i, 4, 3, C_in), weight.dtype, like=weight)  # G g
         _filter_rows(g[i:j, 0], g[i:j, 1], g[i:j, 2], [rows[:, a] for a in range(4)])
+        if scale is not None:
+            rows *= scale[i:j].reshape(-1, 1, 1, 1)
         _filter_rows(rows[:, :, 0], rows[:, :, 1], rows[:, :, 2], [U[i:j, :, b] for b in range(4)])  # (G g) G^T
 
     parallel.for_batch_ranges(transform, C_out, weight)
@@ -164,10 +167,13 @@ def _output_tiles(m: Any, out: Any) -> None:
         target1 -= s[i, 3]
 
 
-def conv3x3(x: Any, filters: Any, padding: Pair, out: Any) -> Any:
+def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> Any:
     """The stride-1 3x3 convolution of channels-last ``x`` (N, H, W, C) with transformed
     ``filters`` U (16, C, C_out) (from :func:`transform_filter`), written into ``out``
-    (N, OH, OW, C_out), OH = H + 2*ph - 2.  Returns ``out``."""
+    (N, OH, OW, C_out), OH = H + 2*ph - 2, plus ``bias`` (C_out,) when given.  Returns ``out``.
+
+    The bias costs a quarter of a pass: added to M[1, 1] only, it reaches every output of
+    the tile once, because A^T's column 1 is (1, 1) (row 1 of A^T M A is m1 + ..., column 1 too)."""
     xp = backend.xp_of(x)
     N, H, W, C = x.shape
     C_out = filters.shape[2]
@@ -177,6 +183,8 @@ def conv3x3(x: Any, filters: Any, padding: Pair, out: Any) -> Any:
     parallel.for_batch_ranges(lambda i, j: _input_tiles(x[i:j], padding, (TH, TW), V[:, :, i:j]), N, x)
     M = workspace.scratch("winograd.M", (16, N * TH * TW, C_out), x.dtype, like=x)
     xp.matmul(V.reshape(16, N * TH * TW, C), filters, out=M)  # the 16 GEMMs
+    if bias is not None:
+        M[4 * 1 + 1] += bias
     M = M.reshape(4, 4, N, TH, TW, C_out)
 
     def output_tiles(i: int, j: int) -> None:

@@ -64,8 +64,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.relu(nn.conv_bn(self.conv1, self.bn1, x))  # bn1(conv1(x)), folded in evaluation
+        out = nn.conv_bn(self.conv2, self.bn2, out)
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.relu(out + identity)
@@ -102,9 +102,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.relu(nn.conv_bn(self.conv1, self.bn1, x))  # bn1(conv1(x)), folded in evaluation
+        out = self.relu(nn.conv_bn(self.conv2, self.bn2, out))
+        out = nn.conv_bn(self.conv3, self.bn3, out)
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.relu(out + identity)
@@ -190,7 +190,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(nn.conv_bn(self.conv1, self.bn1, x)))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)

@@ -12,6 +12,7 @@ The public API at a glance::
     ReLU, LeakyReLU, Sigmoid, Tanh          activations
     MaxPool2d, AvgPool2d, AdaptiveAvgPool2d pooling
     Flatten, Dropout                        reshaping, regularisation
+    conv_bn                                 conv + batch norm, folded into one conv in evaluation
     CrossEntropyLoss, NLLLoss, MSELoss      losses
     functional (as F), init                 stateless ops; weight initialisers
 
@@ -25,6 +26,7 @@ from .containers import Identity, ModuleList, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
+from .fused import conv_bn
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module, RemovableHandle
@@ -58,6 +60,7 @@ __all__ = [
     "Sigmoid",
     "SyncBatchNorm",
     "Tanh",
+    "conv_bn",
     "functional",
     "init",
 ]

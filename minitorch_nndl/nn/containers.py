@@ -6,7 +6,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .fused import conv_bn
 from .module import Module
+from .normalization import BatchNorm2d
 
 
 class Identity(Module):
@@ -68,8 +70,15 @@ class Sequential(_ModuleSequence):
         return Sequential(OrderedDict(list(self._modules.items())[index]))
 
     def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and isinstance(modules[i + 1], BatchNorm2d):
+                x = conv_bn(modules[i], modules[i + 1], x)  # a conv and its batch norm: folded in evaluation
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
 

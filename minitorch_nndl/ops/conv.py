@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 from .. import backend, kernels
 from ..autograd import Context, Function
+from ..grad_mode import no_grad
 from ..kernels import parallel, workspace
 from ..tensor import Tensor
 from .validate import Pair, pair
@@ -131,13 +132,24 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(
-        ctx: Context, x: Any, weight: Any, bias: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int
+        ctx: Context,
+        x: Any,
+        weight: Any,
+        bias: Any,
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: int,
+        channel_scale: Any = None,
     ) -> Any:
         C_out, _, KH, KW = weight.shape
         geometry = ConvGeometry(x.shape, (KH, KW), stride, padding, dilation, groups)
+        if channel_scale is not None and (ctx.needs_input_grad or groups != 1):
+            raise RuntimeError("Conv2d: channel_scale is for ungrouped convolutions without gradients")
         winograd_filters = None
         if groups == 1:
-            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry)
+            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry, bias, channel_scale)
+            bias = None  # added by _forward_rows
         else:
             out, saved = Conv2d._forward_grouped(x, weight, geometry)
         if ctx.needs_input_grad:
@@ -168,9 +180,12 @@ class Conv2d(Function):
     # ------------------------------------------------------------ channels-last, groups == 1
 
     @staticmethod
-    def _forward_rows(x: Any, weight: Any, geometry: ConvGeometry) -> tuple[Any, Any, Any]:
-        """Y_rows = im2row(x) @ W_rows^T (or Winograd), a chunk of images at a time.
-        Returns the output, x channels-last (saved for dL/dw) and Winograd's U (None without Winograd)."""
+    def _forward_rows(
+        x: Any, weight: Any, geometry: ConvGeometry, bias: Any = None, channel_scale: Any = None
+    ) -> tuple[Any, Any, Any]:
+        """Y_rows = im2row(x) @ W_rows^T + b (or Winograd), a chunk of images at a time; with a
+        ``channel_scale`` s, the filters of output channel o are w[o] * s[o].  Returns the output,
+        x channels-last (saved for dL/dw) and Winograd's U (None without Winograd)."""
         xp = backend.xp_of(x)
         N = x.shape[0]
         C_out = weight.shape[0]
@@ -182,7 +197,12 @@ class Conv2d(Function):
             per_chunk = _winograd_images_per_chunk(x, N, (OH, OW), x.shape[1])
         else:
             per_chunk = _images_per_chunk(x, geometry, (OH, OW))
-        filters = kernels.winograd.transform_filter(weight) if winograd else _weight_rows(weight)
+        if winograd:
+            filters = kernels.winograd.transform_filter(weight, channel_scale)
+        else:
+            filters = _weight_rows(weight)
+            if channel_scale is not None:
+                filters = filters * channel_scale.reshape(C_out, 1)
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
 
@@ -190,10 +210,13 @@ class Conv2d(Function):
             for start in range(first, last, per_chunk):
                 stop = min(last, start + per_chunk)
                 if winograd:
-                    kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop])
+                    kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop], bias)
                 else:
                     rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
-                    xp.matmul(rows, filters.T, out=out_rows[start * OH * OW : stop * OH * OW])
+                    out_chunk = out_rows[start * OH * OW : stop * OH * OW]
+                    xp.matmul(rows, filters.T, out=out_chunk)
+                    if bias is not None:
+                        out_chunk += bias
 
         parallel.for_batch_ranges(convolve, N, x)  # one range per thread (the pool is off by default)
         return out.transpose(0, 3, 1, 2), x_rows, (filters if winograd else None)
@@ -409,7 +432,36 @@ def conv2d(
     (height, width) pairs.  The output has shape (N, C_out, OH, OW) with
     OH = floor((H + 2*pad - dilation*(KH-1) - 1) / stride) + 1 (and the same for OW).
     """
-    op = "conv2d"
+    stride, padding, dilation = _checked_arguments("conv2d", x, weight, bias, stride, padding, dilation, groups)
+    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d_affine(
+    x: Tensor,
+    weight: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+) -> Tensor:
+    """``conv2d(x, weight) * scale + shift`` per output channel (``scale``, ``shift``: (C_out,)),
+    computed as one convolution: the scale goes into the filters (im2row's W_rows, Winograd's U)
+    and the shift is the bias.  For evaluation: it records no graph, so no gradient flows back
+    (a batch norm in evaluation mode is such an affine map, see :func:`minitorch_nndl.nn.conv_bn`)."""
+    op = "conv2d_affine"
+    stride, padding, dilation = _checked_arguments(op, x, weight, shift, stride, padding, dilation, 1)
+    if not isinstance(scale, Tensor) or scale.shape != shift.shape or scale.dtype != x.dtype:
+        given = f"{scale.shape} {scale.dtype}" if isinstance(scale, Tensor) else type(scale).__name__
+        raise ValueError(f"{op}: scale must be a Tensor like shift ({shift.shape} {shift.dtype}), got {given}")
+    with no_grad():
+        return Conv2d.apply(x, weight, shift, stride, padding, dilation, 1, scale)
+
+
+def _checked_arguments(
+    op: str, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, dilation: Any, groups: int
+) -> tuple[Pair, Pair, Pair]:
+    """Raise a clear error for any bad argument of a convolution; returns (stride, padding, dilation) as pairs."""
     if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: x and weight must be Tensors, got {type(x).__name__} and {type(weight).__name__}")
     if x.ndim != 4:
@@ -448,4 +500,4 @@ def conv2d(
             f"{op}: output size {OH}x{OW} is not positive for input shape {x.shape}, kernel {KH}x{KW}, "
             f"stride {stride}, padding {padding}, dilation {dilation}"
         )
-    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+    return stride, padding, dilation

@@ -1,0 +1,69 @@
+"""``conv_bn``: a convolution and the batch norm after it, as one convolution in evaluation.
+
+In evaluation mode a batch norm is a fixed affine map per channel,
+
+    bn(z) = z * s + t,   s = gamma / sqrt(running_var + eps),   t = beta - running_mean * s,
+
+and after a convolution z = conv(x, W) + b, so
+
+    bn(conv(x, W) + b) = conv(x, W * s) + (b * s + t):
+
+one convolution whose filters carry the scale and whose bias is the shift
+(:func:`minitorch_nndl.ops.conv.conv2d_affine`).  The batch norm's own passes over
+the activation (and the array they write) disappear.  This is the folding inference
+engines do ("conv-BN fusion"); here it happens on the fly, in every evaluation
+forward, so it always uses the current weights and statistics.
+
+It applies only where it is exactly the same function and cheaper: a plain ``Conv2d``
+without groups and a plain ``BatchNorm2d`` in evaluation mode with running statistics,
+no gradient wanted, no forward hooks on either (they would not run), and filters that
+are smaller than the output (scaling U or W_rows costs a pass over the filters instead
+of one over the activation).  Otherwise it is just ``bn(conv(x))``.
+"""
+
+from __future__ import annotations
+
+from .. import backend, kernels
+from ..grad_mode import is_grad_enabled
+from ..ops.conv import conv2d_affine
+from ..tensor import Tensor
+from .conv import Conv2d
+from .module import Module
+from .normalization import BatchNorm2d
+
+
+def conv_bn(conv: Module, bn: Module, x: Tensor) -> Tensor:
+    """``bn(conv(x))``; in evaluation without gradients, one convolution with the batch norm folded in."""
+    if not _folds(conv, bn, x):
+        return bn(conv(x))
+    with backend.device_context(x.device):
+        xp = backend.xp_of(x.data)
+        dtype = x.dtype
+        inv_std = 1 / xp.sqrt(bn.running_var.data.astype(dtype, copy=False) + dtype.type(bn.eps))
+        scale = inv_std if bn.weight is None else bn.weight.data * inv_std
+        shift = -bn.running_mean.data.astype(dtype, copy=False) * scale
+        if bn.bias is not None:
+            shift += bn.bias.data
+        if conv.bias is not None:
+            shift += conv.bias.data * scale
+    return conv2d_affine(x, conv.weight, Tensor(scale), Tensor(shift), conv.stride, conv.padding, conv.dilation)
+
+
+def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
+    """Whether :func:`conv_bn` computes ``bn(conv(x))`` as one folded convolution."""
+    if type(conv) is not Conv2d or type(bn) is not BatchNorm2d or bn.training or bn.running_mean is None:
+        return False
+    if conv.groups != 1 or conv.out_channels != bn.num_features or conv._forward_hooks or bn._forward_hooks:
+        return False
+    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != conv.in_channels or x.dtype != conv.weight.dtype:
+        return False  # conv(x) raises its own clear error
+    tensors = (x, conv.weight, conv.bias, bn.weight, bn.bias)
+    if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return False
+    (KH, KW), outputs = conv.kernel_size, x.shape[0] * conv.out_channels
+    for size, k, s, p, d in zip(x.shape[2:], (KH, KW), conv.stride, conv.padding, conv.dilation):
+        outputs *= kernels.conv_output_size(size, k, s, p, d)
+    return 16 * conv.in_channels * conv.out_channels <= outputs
+
+
+__all__ = ["conv_bn"]

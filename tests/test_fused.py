@@ -1,0 +1,128 @@
+"""conv_bn: a convolution and its batch norm folded into one convolution in evaluation.
+The folded path must be exactly bn(conv(x)) (float64, to rounding) wherever it is taken,
+and must step aside wherever it would not be the same function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minitorch_nndl as mt
+from minitorch_nndl import models, nn
+from minitorch_nndl.nn import fused
+from minitorch_nndl.ops import conv as conv_module
+
+
+def make_pair(c_in, c_out, kernel, stride, padding, conv_bias, affine, device="cpu", seed=0):
+    """A float64 Conv2d and an evaluation-mode BatchNorm2d with non-trivial statistics."""
+    mt.manual_seed(seed)
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=conv_bias, dtype=mt.float64, device=device)
+    bn = nn.BatchNorm2d(c_out, affine=affine, dtype=mt.float64, device=device)
+    rng = np.random.default_rng(seed)
+    bn.running_mean.data[...] = mt.tensor(rng.standard_normal(c_out), device=device).data
+    bn.running_var.data[...] = mt.tensor(rng.uniform(0.5, 2.0, c_out), device=device).data
+    if affine:
+        bn.weight.data[...] = mt.tensor(rng.standard_normal(c_out), device=device).data
+        bn.bias.data[...] = mt.tensor(rng.standard_normal(c_out), device=device).data
+    bn.eval()
+    return conv, bn
+
+
+class CountFolds:
+    """Counts the calls of conv2d_affine (the folded path) while installed."""
+
+    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = fused.conv2d_affine
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        patch.setattr(fused, "conv2d_affine", counted)
+
+
+@given(
+    kernel=st.sampled_from([1, 3]),
+    stride=st.sampled_from([1, 2]),
+    padding=st.integers(0, 1),
+    conv_bias=st.booleans(),
+    affine=st.booleans(),
+    winograd=st.booleans(),
+    hw=st.integers(9, 12),  # with 4 images, enough outputs to fold 16 * 2 * 3 filters
+)
+def test_folded_conv_bn_equals_bn_of_conv(kernel, stride, padding, conv_bias, affine, winograd, hw, device):
+    """Folded (im2row or Winograd, with and without the conv's bias and BN's affine) = unfolded."""
+    conv, bn = make_pair(2, 3, kernel, stride, padding, conv_bias, affine, device)
+    x = mt.tensor(np.random.default_rng(1).standard_normal((4, 2, hw, hw)), dtype=mt.float64, device=device)
+    with pytest.MonkeyPatch.context() as patch:
+        if winograd:  # tiny images take Winograd too
+            patch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
+            patch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+        folds = CountFolds(patch)
+        with mt.no_grad():
+            folded = nn.conv_bn(conv, bn, x)
+            unfolded = bn(conv(x))
+    assert folds.calls == 1
+    np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_it_steps_aside_where_folding_would_change_something(monkeypatch):
+    """Training mode, wanted gradients, hooks, groups, and filters larger than the output
+    all take the plain bn(conv(x)), with its own errors."""
+    folds = CountFolds(monkeypatch)
+    x = mt.tensor(np.random.default_rng(2).standard_normal((2, 4, 6, 6)), dtype=mt.float64)
+    conv, bn = make_pair(4, 4, 3, 1, 1, False, True)
+    assert nn.conv_bn(conv, bn, x).requires_grad  # evaluation, but the weights want gradients
+    bn.train()
+    with mt.no_grad():
+        nn.conv_bn(conv, bn, x)  # training: the batch's statistics
+    bn.eval()
+    handle = bn.register_forward_hook(lambda module, inputs, output: None)
+    with mt.no_grad():
+        nn.conv_bn(conv, bn, x)  # the hook must run
+    handle.remove()
+    grouped = nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False, dtype=mt.float64)
+    with mt.no_grad():
+        nn.conv_bn(grouped, bn, x)
+        big_filters, bn_small = make_pair(64, 4, 3, 1, 1, False, True)  # 16*64*4 filters > 2*4*6*6 outputs
+        nn.conv_bn(big_filters, bn_small, mt.randn(2, 64, 6, 6, dtype=mt.float64))
+        assert folds.calls == 0
+        nn.conv_bn(conv, bn, x)
+    assert folds.calls == 1
+    with mt.no_grad(), pytest.raises(ValueError, match="channels"):
+        nn.conv_bn(conv, nn.BatchNorm2d(5, dtype=mt.float64).eval(), x)  # the unfused path's own error
+
+
+def test_conv2d_affine_checks_its_scale():
+    x = mt.randn(1, 2, 4, 4)
+    w = mt.randn(3, 2, 3, 3)
+    shift = mt.zeros(3)
+    with pytest.raises(ValueError, match=r"conv2d_affine: scale must be a Tensor like shift"):
+        conv_module.conv2d_affine(x, w, mt.ones(4), shift, padding=1)
+    y = conv_module.conv2d_affine(x, w, mt.ones(3) * 2, shift + 1, padding=1)
+    np.testing.assert_allclose(y.numpy(), 2 * conv_module.conv2d(x, w, padding=1).numpy() + 1, rtol=1e-5, atol=1e-5)
+    assert not y.requires_grad
+
+
+def test_resnet_in_evaluation_folds_its_batch_norms_and_gives_the_same_logits(monkeypatch, device):
+    """ResNet18-CIFAR's blocks, stem and downsample Sequentials fold in evaluation without
+    gradients; the logits equal the unfolded model's (gradients enabled on the weights)."""
+    mt.manual_seed(0)
+    model = models.resnet18(dtype=mt.float64, device=device)
+    rng = np.random.default_rng(3)
+    for module in model.modules():  # statistics a trained net could have
+        if isinstance(module, nn.BatchNorm2d):
+            features = module.num_features
+            module.running_mean.data[...] = mt.tensor(rng.standard_normal(features) * 0.1, device=device).data
+            module.running_var.data[...] = mt.tensor(rng.uniform(0.5, 2, features), device=device).data
+    model.eval()
+    x = mt.tensor(rng.standard_normal((2, 3, 32, 32)), dtype=mt.float64, device=device)
+    unfolded = model(x).numpy()  # the weights want gradients: nothing folds
+    folds = CountFolds(monkeypatch)
+    with mt.no_grad():
+        folded = model(x).numpy()
+    assert folds.calls >= 4  # the stem and the 64- and 128-channel layers (larger filters stay unfolded)
+    np.testing.assert_allclose(folded, unfolded, rtol=1e-10, atol=1e-10)
