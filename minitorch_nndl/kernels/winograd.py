@@ -43,6 +43,7 @@ from typing import Any
 
 from .. import backend
 from . import parallel, workspace
+from .arrays import _as_strided
 
 Pair = tuple[int, int]
 
@@ -141,13 +142,12 @@ def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
     xp.add(r[1], r[2], out=vertical[1])
     xp.subtract(r[2], r[1], out=vertical[2])
     xp.subtract(r[1], r[3], out=vertical[3])
-    # B along the columns
-    for a in range(4):
-        c = [vertical[a][:, :, b : b + 2 * TW : 2] for b in range(4)]  # each (N, TH, TW, C)
-        xp.subtract(c[0], c[2], out=out[a, 0])
-        xp.add(c[1], c[2], out=out[a, 1])
-        xp.subtract(c[2], c[1], out=out[a, 2])
-        xp.subtract(c[1], c[3], out=out[a, 3])
+    # B along the columns, for the four tile rows a at once (four calls, not sixteen)
+    c = [vertical[:, :, :, b : b + 2 * TW : 2] for b in range(4)]  # each (4, N, TH, TW, C)
+    xp.subtract(c[0], c[2], out=out[:, 0])
+    xp.add(c[1], c[2], out=out[:, 1])
+    xp.subtract(c[2], c[1], out=out[:, 2])
+    xp.subtract(c[1], c[3], out=out[:, 3])
 
 
 def _output_tiles(m: Any, out: Any) -> None:
@@ -159,12 +159,16 @@ def _output_tiles(m: Any, out: Any) -> None:
     s[0] += m[2]
     xp.subtract(m[1], m[2], out=s[1])
     s[1] -= m[3]
-    for i in range(2):
-        target0, target1 = out[:, i::2, 0::2], out[:, i::2, 1::2]
-        xp.add(s[i, 0], s[i, 1], out=target0)
-        target0 += s[i, 2]
-        xp.subtract(s[i, 1], s[i, 2], out=target1)
-        target1 -= s[i, 3]
+    # A^T along the columns, for both output rows i at once: out as (N, TH, i, TW, j, C_out)
+    N, TH, TW, C_out = m.shape[2:]
+    sN, sH, sW, sC = out.strides
+    tiles = _as_strided(xp)(out, shape=(N, TH, 2, TW, 2, C_out), strides=(sN, 2 * sH, sH, 2 * sW, sW, sC))
+    target0, target1 = tiles[:, :, :, :, 0], tiles[:, :, :, :, 1]  # each (N, TH, 2, TW, C_out)
+    t = [s[:, b].transpose(1, 2, 0, 3, 4) for b in range(4)]  # s[i, b] as (N, TH, i, TW, C_out)
+    xp.add(t[0], t[1], out=target0)
+    target0 += t[2]
+    xp.subtract(t[1], t[2], out=target1)
+    target1 -= t[3]
 
 
 def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> Any:
@@ -213,36 +217,41 @@ def _output_tiles_adjoint(grad: Any, tiles: Pair, out: Any) -> None:
         full[:, :OH, :OW] = grad
         grad = full
     y0, y1 = grad[:, 0::2], grad[:, 1::2]  # each (N, TH, 2*TW, C_out)
-    rows = workspace.scratch("winograd.s", (3,) + y0.shape, grad.dtype, like=grad)
-    xp.add(y0, y1, out=rows[0])
-    xp.subtract(y0, y1, out=rows[1])
-    xp.negative(y1, out=rows[2])
-    for a, r in enumerate((y0, rows[0], rows[1], rows[2])):
-        c0, c1 = r[:, :, 0::2], r[:, :, 1::2]  # each (N, TH, TW, C_out)
-        out[a, 0] = c0
-        xp.add(c0, c1, out=out[a, 1])
-        xp.subtract(c0, c1, out=out[a, 2])
-        xp.negative(c1, out=out[a, 3])
+    rows = workspace.scratch("winograd.s", (4,) + y0.shape, grad.dtype, like=grad)
+    rows[0] = y0
+    xp.add(y0, y1, out=rows[1])
+    xp.subtract(y0, y1, out=rows[2])
+    xp.negative(y1, out=rows[3])
+    c0, c1 = rows[:, :, :, 0::2], rows[:, :, :, 1::2]  # each (4, N, TH, TW, C_out): all four rows a at once
+    out[:, 0] = c0
+    xp.add(c0, c1, out=out[:, 1])
+    xp.subtract(c0, c1, out=out[:, 2])
+    xp.negative(c1, out=out[:, 3])
 
 
-def _overlap_add(d: Any, out: Any) -> None:
-    """Rows d[0..3] (4, N, T, ...) of T tiles, through B's adjoint, into the 2*T + 2 rows of ``out`` (N, 2*T + 2, ...).
+def _overlap_add(d: Any, out: Any, axis: int) -> None:
+    """Rows d[0..3] of T tiles along ``axis`` of d[k], through B's adjoint, into ``out`` (2*T + 2 along ``axis``).
 
     B^T's rows (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1) transposed give a
     tile's input rows d0, d1 - d2 + d3, d1 + d2 - d0, -d3; tile t starts at row 2t, so rows
     2t and 2t + 1 collect rows 0, 1 of tile t and rows 2, 3 of tile t - 1."""
     xp = backend.xp_of(d)
-    T = d.shape[2]
-    even, odd = out[:, 0::2], out[:, 1::2]  # each (N, T + 1, ...)
-    even[:, :T] = d[0]
-    even[:, T] = 0
-    even[:, 1:] += d[1]
-    even[:, 1:] += d[2]
-    even[:, 1:] -= d[0]
-    xp.subtract(d[1], d[2], out=odd[:, :T])
-    odd[:, :T] += d[3]
-    odd[:, T] = 0
-    odd[:, 1:] -= d[3]
+    T = d.shape[axis + 1]
+
+    def along(array: Any, index: Any) -> Any:  # array[..., index, ...] with index on the tile axis
+        return array[(slice(None),) * axis + (index,)]
+
+    even, odd = along(out, slice(0, None, 2)), along(out, slice(1, None, 2))  # each T + 1 long
+    first, rest, last = slice(0, T), slice(1, None), slice(T, T + 1)
+    along(even, first)[...] = d[0]
+    along(even, last)[...] = 0
+    along(even, rest)[...] += d[1]
+    along(even, rest)[...] += d[2]
+    along(even, rest)[...] -= d[0]
+    xp.subtract(d[1], d[2], out=along(odd, first))
+    along(odd, first)[...] += d[3]
+    along(odd, last)[...] = 0
+    along(odd, rest)[...] -= d[3]
 
 
 def _input_tiles_adjoint(dV: Any, padding: Pair, out: Any) -> None:
@@ -252,10 +261,9 @@ def _input_tiles_adjoint(dV: Any, padding: Pair, out: Any) -> None:
     ph, pw = padding
     H, W = out.shape[1:3]
     columns = workspace.scratch("winograd.vertical", (4, N, TH, 2 * TW + 2, C), dV.dtype, like=dV)
-    for a in range(4):  # B's adjoint along the columns of every tile row a
-        _overlap_add(dV[a].swapaxes(2, 3), columns[a].swapaxes(1, 2))  # the tile columns as axis 1
+    _overlap_add(dV.swapaxes(0, 1), columns, axis=3)  # along the columns, every tile row a at once
     padded = workspace.scratch("winograd.padded", (N, 2 * TH + 2, 2 * TW + 2, C), dV.dtype, like=dV)
-    _overlap_add(columns, padded)  # and along the rows
+    _overlap_add(columns, padded, axis=1)  # and along the rows
     out[...] = padded[:, ph : ph + H, pw : pw + W]
 
 
