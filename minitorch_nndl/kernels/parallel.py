@@ -180,9 +180,13 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
 _state = threading.local()  # .busy: this thread is running a share of a for_batch_ranges call
 
 
-MIN_SPLIT_ELEMENTS = 1 << 16
+MIN_SPLIT_ELEMENTS = 1 << 20
 """Elementwise passes over fewer elements than this run in one call (``min_elements``):
-handing a range to a thread costs tens of microseconds, more than such a pass takes."""
+handing a range to a thread costs tens of microseconds, and two threads making NumPy calls
+of a few hundred thousand elements each mostly wait for each other's turn at Python's
+global interpreter lock.  Measured on 2 cores (ResNet18 shapes, batch 32): batch norm's
+forward + backward and ReLU's over 262,144 values took 0.51 ms in one call and 0.84 ms
+split; over 2,097,152 values split won, 4.4 against 6.0 ms."""
 
 
 def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, min_elements: int = 0) -> None:

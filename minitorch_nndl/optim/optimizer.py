@@ -42,9 +42,11 @@ from ..tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
-UPDATE_BLOCK = 1 << 15
-"""Elements per block of :meth:`Optimizer._blockwise` (128 KiB of float32): a block and its
-temporaries stay in a core's cache from the first pass of an update to the last."""
+UPDATE_BLOCK = 1 << 17
+"""Elements per block of :meth:`Optimizer._blockwise` (512 KiB of float32): a block and its
+temporaries stay in a core's cache from the first pass of an update to the last, and each
+NumPy call is long enough that two threads rarely wait for each other (ResNet18's SGD step
+on 2 cores: 6.5 ms with these blocks, 9.1 with blocks of 32,768 elements)."""
 
 
 class Optimizer:
