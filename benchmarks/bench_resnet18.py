@@ -8,14 +8,17 @@ For each batch size (default 128 and 32) and each framework:
   how much of it the steps added above the process with its model built (on a GPU:
   the peak GPU memory, ours as CuPy's pool holds it, PyTorch's reserved and allocated)
 
-Every measurement runs in a fresh subprocess (so one framework's memory never inflates
-the other's, and each starts cold), and the frameworks alternate: with ``--repeats 2``
-(the default) the order is ours, PyTorch, then PyTorch, ours, so load from elsewhere
-hits both; the table gives the median over the repeats and the ratio ours / PyTorch
-(above 1: ours is faster or, for memory, larger).  The header names the CPU, the BLAS
+Each framework runs in its own subprocess (so one framework's memory never inflates the
+other's), both alive at once, and the driver alternates *rounds* of ``--steps`` steps
+between them (ours then PyTorch, then PyTorch then ours, ...), each round timed with one
+device sync, until every framework has had ``--rounds`` rounds and ``--min-seconds`` of
+timing: the machine's speed drifts by 20% within seconds on a shared host, and rounds
+a fraction of a second apart see the same drift.  The table gives the median over the
+rounds and the ratio of the medians, ours / PyTorch (above 1: ours is faster or, for
+memory, larger).  Both do ``--warmup`` untimed steps first (their second step still
+pays for first-touch allocations).  The header names the CPU, the BLAS
 NumPy uses and the OpenBLAS kernels it picked (``OPENBLAS_CORETYPE`` in the
 environment forces a kernel family: it is printed, because it can halve the GEMM speed).
-
 PyTorch runs with as many threads as CPUs (``torch.set_num_threads(os.cpu_count())``);
 ours by default splits each convolution's batch over one thread per CPU with a
 single-threaded BLAS (``minitorch_nndl.kernels.parallel.use_batch_threads()``;
@@ -45,7 +48,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -53,23 +56,6 @@ import minitorch_nndl as mt
 from minitorch_nndl import models, nn
 from minitorch_nndl.kernels import parallel
 from minitorch_nndl.optim import SGD
-
-
-def _time(fn: Callable[[], None], steps: int, warmup: int, sync: Callable[[], None], min_seconds: float) -> float:
-    """Seconds per call of ``fn``: the mean over rounds of ``steps`` calls (after ``warmup``
-    calls), as many rounds as ``min_seconds`` of timing needs (a 0.15 s eval step timed 3
-    times is at the mercy of the machine's hiccups); one device sync per round."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    calls = 0
-    start = time.perf_counter()
-    while calls == 0 or time.perf_counter() - start < min_seconds:
-        for _ in range(steps):
-            fn()
-        calls += steps
-        sync()
-    return (time.perf_counter() - start) / calls
 
 
 def _rss_bytes() -> tuple[float, float]:
@@ -82,28 +68,21 @@ def _rss_bytes() -> tuple[float, float]:
         return peak, peak
 
 
-def _measure(
-    model: Any,
-    train_step: Callable[[], None],
-    eval_step: Callable[[], None],
-    batch: int,
-    args: argparse.Namespace,
-    sync: Callable[[], None],
-) -> dict[str, float]:
-    """Images/s of training and evaluation, and the memory the training steps needed."""
-    before, _ = _rss_bytes()  # the process with its framework, model, optimizer and batch
-    model.train()
-    train = _time(train_step, args.steps, args.warmup, sync, args.min_seconds)
-    _, peak = _rss_bytes()
-    model.eval()
-    evaluation = _time(eval_step, args.steps, args.warmup, sync, args.min_seconds)
-    return {"train": batch / train, "eval": batch / evaluation, "peak_rss": peak, "step_rss": peak - before}
+class Setup(NamedTuple):
+    """One framework's ResNet18 at one batch size, ready to step."""
+
+    model: Any
+    train_step: Callable[[], None]
+    eval_step: Callable[[], None]
+    sync: Callable[[], None]
+    gpu_memory: Callable[[], dict[str, float]]
+    info: dict[str, Any]
 
 
 # ------------------------------------------------------------------ minitorch_nndl
 
 
-def bench_ours(batch: int, args: argparse.Namespace) -> dict[str, float]:
+def bench_ours(batch: int, args: argparse.Namespace) -> Setup:
     if not args.no_reuse_freed_memory:
         mt.backend.reuse_freed_memory()
     if args.ours_threads == "batch":
@@ -127,10 +106,12 @@ def bench_ours(batch: int, args: argparse.Namespace) -> dict[str, float]:
         with mt.no_grad():
             model(x)
 
-    result = _measure(model, train_step, eval_step, batch, args, sync)
-    if device != "cpu":  # CuPy's pool keeps every block it needed: its size is the peak
-        result["gpu"] = float(mt.backend.xp_for(device).get_default_memory_pool().total_bytes())
-    return result
+    def gpu_memory() -> dict[str, float]:  # CuPy's pool keeps every block it needed: its size is the peak
+        if device == "cpu":
+            return {}
+        return {"gpu": float(mt.backend.xp_for(device).get_default_memory_pool().total_bytes())}
+
+    return Setup(model, train_step, eval_step, sync, gpu_memory, {})
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -178,7 +159,7 @@ def _import_torch(args: argparse.Namespace) -> Any:
     return torch
 
 
-def bench_torch(batch: int, args: argparse.Namespace) -> dict[str, float]:
+def bench_torch(batch: int, args: argparse.Namespace) -> Setup:
     torch = _import_torch(args)
     device = "cuda" if args.device.startswith("cuda") else "cpu"
     torch.manual_seed(0)
@@ -198,13 +179,14 @@ def bench_torch(batch: int, args: argparse.Namespace) -> dict[str, float]:
         with torch.no_grad():
             model(x)
 
-    result = _measure(model, train_step, eval_step, batch, args, sync)
-    if device == "cuda":
-        result["gpu"] = float(torch.cuda.max_memory_reserved())
-        result["gpu_allocated"] = float(torch.cuda.max_memory_allocated())
-    result["threads"] = torch.get_num_threads()
-    result["version"] = torch.__version__
-    return result
+    def gpu_memory() -> dict[str, float]:
+        if device != "cuda":
+            return {}
+        reserved, allocated = torch.cuda.max_memory_reserved(), torch.cuda.max_memory_allocated()
+        return {"gpu": float(reserved), "gpu_allocated": float(allocated)}
+
+    info = {"threads": torch.get_num_threads(), "version": torch.__version__}
+    return Setup(model, train_step, eval_step, sync, gpu_memory, info)
 
 
 # ------------------------------------------------------------------ the machine
@@ -241,26 +223,104 @@ def numpy_blas() -> str:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    """One framework at one batch size, in this (sub)process: one JSON line on stdout."""
-    bench = bench_ours if args.worker == "ours" else bench_torch
-    print(json.dumps(bench(args.worker_batch, args)), flush=True)
+    """One framework at one batch size in this subprocess, serving the driver line by line:
+    ``train`` / ``eval`` run ``--steps`` steps (after ``--warmup`` untimed ones the first
+    time) and answer their seconds; ``memory`` answers the resident memory after training."""
+    before, _ = _rss_bytes()  # the process with its framework imported
+    setup = (bench_ours if args.worker == "ours" else bench_torch)(args.worker_batch, args)
+    before, _ = _rss_bytes()  # ... and its model, optimizer and batch
+    warmed: set[str] = set()
+    _answer({"ready": True, **setup.info})
+    for line in sys.stdin:
+        command = line.strip()
+        if command in ("train", "eval"):
+            step = setup.train_step if command == "train" else setup.eval_step
+            setup.model.train(command == "train")
+            if command not in warmed:
+                for _ in range(args.warmup):
+                    step()
+                warmed.add(command)
+            setup.sync()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            setup.sync()
+            _answer({"seconds": time.perf_counter() - start})
+        elif command == "memory":
+            _, peak = _rss_bytes()
+            _answer({"peak_rss": peak, "step_rss": peak - before, **setup.gpu_memory()})
+        else:
+            return
 
 
-def _run_worker(framework: str, batch: int, argv: list[str]) -> dict[str, float] | None:
-    command = [sys.executable, os.path.abspath(__file__), *argv, "--worker", framework, "--worker-batch", str(batch)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        print(f"  {framework} at batch {batch} failed:\n{done.stderr.strip()[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _answer(reply: dict[str, Any]) -> None:
+    print(json.dumps(reply), flush=True)
+
+
+class _Worker:
+    """The driver's end of one framework's worker subprocess."""
+
+    def __init__(self, framework: str, batch: int, argv: list[str]) -> None:
+        self.framework = framework
+        command = [sys.executable, os.path.abspath(__file__), *argv, "--worker", framework]
+        command += ["--worker-batch", str(batch)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self.ask(None)
+
+    def ask(self, command: str | None) -> dict[str, Any]:
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.framework} worker stopped (its error is above)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+PAUSE_SECONDS = 0.1
+"""Between two rounds: PyTorch's OpenMP threads spin for a moment after its round, and
+would take cores from ours if ours started at once."""
+
+
+def _paired_rounds(frameworks: list[str], batch: int, argv: list[str], args: argparse.Namespace) -> dict:
+    """Images/s of every round of training and of evaluation, and the training memory,
+    for each framework at this batch size, the frameworks alternating round by round."""
+    workers = [_Worker(framework, batch, argv) for framework in frameworks]
+    results: dict[str, dict[str, Any]] = {w.framework: {"train": [], "eval": [], **w.info} for w in workers}
+    try:
+        for phase in ("train", "eval"):
+            seconds = dict.fromkeys(frameworks, 0.0)
+            round_number = 0
+            while round_number < args.rounds or min(seconds.values()) < args.min_seconds:
+                order = workers if round_number % 2 == 0 else workers[::-1]
+                for worker in order:
+                    took = worker.ask(phase)["seconds"]
+                    seconds[worker.framework] += took
+                    results[worker.framework][phase].append(batch * args.steps / took)
+                    time.sleep(PAUSE_SECONDS)
+                round_number += 1
+            if phase == "train":
+                for worker in workers:
+                    results[worker.framework].update(worker.ask("memory"))
+    finally:
+        for worker in workers:
+            worker.close()
+    return results
 
 
 def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.2f} GiB"
 
 
-def _median(results: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in results)
+def _median(result: dict[str, Any], key: str) -> float:
+    """The median over the rounds (train, eval) or the value (memory)."""
+    value = result[key]
+    return statistics.median(value) if isinstance(value, list) else value
 
 
 def _row(label: str, ours: float, theirs: float | None, unit: Callable[[float], str]) -> str:
@@ -273,12 +333,12 @@ def _row(label: str, ours: float, theirs: float | None, unit: Callable[[float], 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement (at least)")
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed round (default 3)")
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per framework, at least (default 6)")
     parser.add_argument(
-        "--min-seconds", type=float, default=2.0, help="time each measurement for at least this long (default 2)"
+        "--min-seconds", type=float, default=4.0, help="and at least this much timing per framework (default 4)"
     )
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each measurement")
-    parser.add_argument("--repeats", type=int, default=2, help="subprocesses per framework and batch size")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first round (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ours on CuPy, PyTorch on CUDA)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     parser.add_argument(
@@ -297,8 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.repeats < 1 or args.min_seconds < 0:
-        raise SystemExit("error: --batch-sizes, --steps and --repeats must be >= 1, --warmup and --min-seconds >= 0")
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.rounds < 1 or args.min_seconds < 0:
+        raise SystemExit("error: --batch-sizes, --steps and --rounds must be >= 1, --warmup and --min-seconds >= 0")
     if args.precision == "tf32":
         os.environ["CUPY_TF32"] = "1"  # read by CuPy when it is imported, which has not happened yet
     if args.worker:
@@ -321,7 +381,6 @@ def main(argv: list[str] | None = None) -> None:
             use_torch = False
     worker_argv = [
         f"--steps={args.steps}",
-        f"--min-seconds={args.min_seconds}",
         f"--warmup={args.warmup}",
         f"--device={args.device}",
         f"--precision={args.precision}",
@@ -340,19 +399,18 @@ def main(argv: list[str] | None = None) -> None:
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
     print(
-        f"steps={args.steps} (and >= {args.min_seconds:g} s) warmup={args.warmup} repeats={args.repeats} "
-        "(median; each a fresh subprocess)"
+        f"rounds of {args.steps} steps, alternating, at least {args.rounds} per framework and {args.min_seconds:g} s; "
+        f"warmup {args.warmup} steps; median over the rounds"
     )
     frameworks = ["ours", "torch"] if use_torch else ["ours"]
-    results: dict[tuple[str, int], list[dict[str, float]]] = {(f, b): [] for f in frameworks for b in args.batch_sizes}
-    for repeat in range(args.repeats):
-        order = frameworks if repeat % 2 == 0 else frameworks[::-1]
-        for batch in args.batch_sizes:
-            for framework in order:
-                result = _run_worker(framework, batch, worker_argv)
-                if result is not None:
-                    results[(framework, batch)].append(result)
-    torch_info = next((r for (f, _), rs in results.items() if f == "torch" for r in rs), None)
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for batch in args.batch_sizes:
+        try:
+            for framework, result in _paired_rounds(frameworks, batch, worker_argv, args).items():
+                results[(framework, batch)] = result
+        except RuntimeError as error:
+            print(f"  batch {batch}: {error}", file=sys.stderr)
+    torch_info = next((r for (f, _), r in results.items() if f == "torch"), None)
     if torch_info is not None:
         print(f"torch {torch_info['version']} ({int(torch_info['threads'])} threads)")
     print()
@@ -362,9 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     per_second = lambda v: f"{v:.1f} img/s"  # noqa: E731
     for batch in args.batch_sizes:
-        ours = results[("ours", batch)]
-        theirs = results[("torch", batch)] if use_torch else []
-        if not ours:
+        ours = results.get(("ours", batch))
+        theirs = results.get(("torch", batch))
+        if ours is None:
             continue
         rows = [("train", per_second), ("eval", per_second), ("peak_rss", _gib), ("step_rss", _gib)]
         if on_gpu:

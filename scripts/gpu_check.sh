@@ -92,11 +92,11 @@ echo "pytest exit status: $TEST_RC"
 
 section "benchmark FP32: ours vs PyTorch (cuDNN, TF32 off)"
 timeout -s INT -k 10 60 python3 benchmarks/bench_resnet18.py --device cuda --precision fp32 \
-  --batch-sizes 256 128 --steps 15 --warmup 3 --min-seconds 0 || echo "benchmark exited with status $?"
+  --batch-sizes 256 128 --steps 5 --rounds 4 --warmup 3 --min-seconds 0 || echo "benchmark exited with status $?"
 
 section "benchmark TF32: ours (CUPY_TF32=1) vs PyTorch (TF32 on)"
 CUPY_TF32=1 timeout -s INT -k 10 55 python3 benchmarks/bench_resnet18.py --device cuda --precision tf32 \
-  --batch-sizes 256 128 --steps 15 --warmup 3 --min-seconds 0 || echo "benchmark exited with status $?"
+  --batch-sizes 256 128 --steps 5 --rounds 4 --warmup 3 --min-seconds 0 || echo "benchmark exited with status $?"
 
 section "example: ResNet18, 1 epoch on 10,000 synthetic CIFAR-format images (--final) at batch 128, TF32"
 # CIFAR-10 cannot be downloaded on the device machine, so the example runs on data written in
