@@ -128,6 +128,8 @@ class Conv2d(Function):
     instead of keeping them all from the forward: one more copy of x, 9x less memory.
     Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) instead, and their backward is
     backpropagation through its transforms and 16 GEMMs (the forward keeps U = G g G^T).
+    ``channel_scale`` s (no gradients, see :func:`conv2d_affine`) makes output channel o's
+    filters w[o] * s[o] inside the convolution, without a scaled copy of the weights.
     """
 
     @staticmethod
