@@ -226,9 +226,8 @@ def _worker(args: argparse.Namespace) -> None:
     """One framework at one batch size in this subprocess, serving the driver line by line:
     ``train`` / ``eval`` run ``--steps`` steps (after ``--warmup`` untimed ones the first
     time) and answer their seconds; ``memory`` answers the resident memory after training."""
-    before, _ = _rss_bytes()  # the process with its framework imported
     setup = (bench_ours if args.worker == "ours" else bench_torch)(args.worker_batch, args)
-    before, _ = _rss_bytes()  # ... and its model, optimizer and batch
+    before, _ = _rss_bytes()  # the process with its framework, model, optimizer and batch
     warmed: set[str] = set()
     _answer({"ready": True, **setup.info})
     for line in sys.stdin:

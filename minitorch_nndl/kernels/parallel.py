@@ -223,7 +223,8 @@ def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, m
 
 def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, min_elements: int = 0) -> Any:
     """The sum of ``fn(start, stop)`` over the ranges of :func:`for_batch_ranges`, added in
-    range order (so the result does not depend on which thread finished first)."""
+    range order (so the result does not depend on which thread finished first), in place
+    into the first range's result (``fn`` returns a fresh array, or a scalar)."""
     parts: dict[int, Any] = {}
 
     def run(start: int, stop: int) -> None:
@@ -233,7 +234,10 @@ def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = No
     ordered = [parts[start] for start in sorted(parts)]
     total = ordered[0]
     for part in ordered[1:]:
-        total = total + part
+        if getattr(total, "ndim", 0) > 0:
+            backend.xp_of(total).add(total, part, out=total)
+        else:
+            total = total + part
     return total
 
 

@@ -171,7 +171,7 @@ class Conv2d(Function):
         db = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         if not (needs[0] or needs[1]):
             return None, None, db
-        if getattr(ctx, "winograd", False):
+        if ctx.winograd:
             dx, dw = Conv2d._backward_winograd(saved, ctx.winograd_filters, grad, geometry, needs[:2])
         elif geometry.groups == 1:
             dx, dw = Conv2d._backward_rows(saved, weight, grad, geometry, needs[:2])
@@ -234,9 +234,8 @@ class Conv2d(Function):
         w_rows = _weight_rows(weight)
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
         per_chunk = _images_per_chunk(grad, geometry, (OH, OW))
-        dw_parts: dict[int, Any] = {}  # dW of each thread's range, added in a fixed order
 
-        def backpropagate(first: int, last: int) -> None:
+        def backpropagate(first: int, last: int) -> Any:  # returns this range's dW_rows
             dw_part = None  # the first chunk's product, the later chunks' added in place (no zeros:
             for start in range(first, last, per_chunk):  # a fresh zeroed array faults its pages in)
                 stop = min(last, start + per_chunk)
@@ -251,13 +250,15 @@ class Conv2d(Function):
                 if want_dx:
                     drows = workspace.scratch("conv.drows", (g_chunk.shape[0], w_rows.shape[1]), grad.dtype, like=grad)
                     _scatter_rows(xp.matmul(g_chunk, w_rows, out=drows), dx[start:stop], geometry)
-            dw_parts[first] = dw_part
+            return dw_part
 
-        parallel.for_batch_ranges(backpropagate, N, grad)
         dw = None
-        if want_dw:
+        if want_dw:  # the ranges' dW_rows, added in range order
             KH, KW = geometry.kernel_size
-            dw = _sum_in_order(dw_parts).reshape(C_out, KH, KW, C).transpose(0, 3, 1, 2)
+            dw_rows = parallel.sum_over_batch_ranges(backpropagate, N, grad)
+            dw = dw_rows.reshape(C_out, KH, KW, C).transpose(0, 3, 1, 2)
+        else:
+            parallel.for_batch_ranges(backpropagate, N, grad)
         return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
 
     @staticmethod
@@ -272,9 +273,8 @@ class Conv2d(Function):
         g_images = _channels_last(grad)  # (N, OH, OW, C_out)
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
         per_chunk = _winograd_images_per_chunk(grad, N, (OH, OW), max(C, C_out))
-        dw_parts: dict[int, Any] = {}  # dw of each thread's range, added in a fixed order
 
-        def backpropagate(first: int, last: int) -> None:
+        def backpropagate(first: int, last: int) -> Any:  # returns this range's dw
             du_part = None
             for start in range(first, last, per_chunk):
                 stop = min(last, start + per_chunk)
@@ -286,11 +286,13 @@ class Conv2d(Function):
                     x=x_rows[start:stop] if want_dw else None,
                     dU=du_part,
                 )
-            if want_dw:  # G^T dU G of this range's dU, in this thread
-                dw_parts[first] = kernels.winograd.filter_gradient(du_part)
+            return kernels.winograd.filter_gradient(du_part) if want_dw else None  # G^T dU G, in this thread
 
-        parallel.for_batch_ranges(backpropagate, N, grad)
-        dw = _sum_in_order(dw_parts) if want_dw else None
+        dw = None
+        if want_dw:  # the ranges' dw, added in range order
+            dw = parallel.sum_over_batch_ranges(backpropagate, N, grad)
+        else:
+            parallel.for_batch_ranges(backpropagate, N, grad)
         return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
 
     # ------------------------------------------------------------ grouped: im2col + batched GEMM
@@ -359,15 +361,6 @@ def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) 
     per_image = 16 * tiles * channels * array.dtype.itemsize
     enough_tiles = -(-MIN_WINOGRAD_TILES // tiles)
     return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
-
-
-def _sum_in_order(parts: dict[int, Any]) -> Any:
-    """The sum of the threads' partial results, keyed by the first image of their range,
-    added in that order (the same order every run, so the same sums), into the first one."""
-    total = None
-    for first in sorted(parts):
-        total = parts[first] if total is None else backend.xp_of(total).add(total, parts[first], out=total)
-    return total
 
 
 def _images_per_thread(array: Any, N: int) -> int:

@@ -35,8 +35,6 @@ from ..autograd import Context, Function
 from ..kernels import parallel
 from ..tensor import Tensor
 
-SPLIT = parallel.MIN_SPLIT_ELEMENTS  # smaller inputs go through each pass in one call
-
 
 def _channel_dot(a: Any, b: Any) -> Any:
     """sum over every axis but the channels (axis 1) of a * b, without an a * b temporary."""
@@ -73,14 +71,15 @@ class BatchNorm(Function):
         count = x.size // x.shape[1]
         y = xp.empty_like(x)  # x's memory order (channels-last stays channels-last)
         # Each pass below runs over ranges of the batch, one per thread of kernels.parallel.
+        split = parallel.MIN_SPLIT_ELEMENTS  # smaller inputs go through each pass in one call
         if use_batch_stats:
-            mean = parallel.sum_over_batch_ranges(lambda i, j: x[i:j].sum(axis=axes), N, x, SPLIT) / x.dtype.type(count)
+            mean = parallel.sum_over_batch_ranges(lambda i, j: x[i:j].sum(axis=axes), N, x, split) / x.dtype.type(count)
 
             def centre(i: int, j: int) -> Any:  # y = x - mu, and the sum of its squares
                 xp.subtract(x[i:j], mean.reshape(shape), out=y[i:j])
                 return _channel_dot(y[i:j], y[i:j])
 
-            var = parallel.sum_over_batch_ranges(centre, N, x, SPLIT) / x.dtype.type(count)  # biased: it normalizes
+            var = parallel.sum_over_batch_ranges(centre, N, x, split) / x.dtype.type(count)  # biased: it normalizes
             if update_running:
                 unbiased = var * (count / (count - 1))
                 running_mean *= 1 - momentum
@@ -108,7 +107,7 @@ class BatchNorm(Function):
                 xp.multiply(x[i:j], scale, out=y[i:j])
                 y[i:j] += shift
 
-        parallel.for_batch_ranges(normalize, N, x, SPLIT)
+        parallel.for_batch_ranges(normalize, N, x, split)
         if ctx.needs_input_grad:
             ctx.save_for_backward(x, mean, inv_std, weight)
             ctx.axes, ctx.shape, ctx.count, ctx.batch_stats = axes, shape, count, use_batch_stats
@@ -123,6 +122,7 @@ class BatchNorm(Function):
         N = grad.shape[0]
         dx = dweight = dbias = None
         centre = needs[1] or (needs[0] and ctx.batch_stats)
+        split = parallel.MIN_SPLIT_ELEMENTS
         if centre:
             centred = xp.empty_like(x)  # x - mu = xhat * sigma; becomes dL/dx below
 
@@ -132,7 +132,7 @@ class BatchNorm(Function):
             xp.subtract(x[i:j], mean.reshape(shape), out=centred[i:j])
             return xp.stack([grad[i:j].sum(axis=axes), _channel_dot(grad[i:j], centred[i:j])])
 
-        totals = parallel.sum_over_batch_ranges(sums, N, grad, SPLIT)
+        totals = parallel.sum_over_batch_ranges(sums, N, grad, split)
         grad_sum, grad_xhat_sum = (totals[0], totals[1] * inv_std) if centre else (totals, None)
         if needs[0]:
             scale = (inv_std if weight is None else weight * inv_std).reshape(shape)  # gamma / sigma
@@ -148,7 +148,7 @@ class BatchNorm(Function):
                     dx[i:j] -= mean_grad
                     dx[i:j] *= scale
 
-                parallel.for_batch_ranges(input_gradient, N, grad, SPLIT)
+                parallel.for_batch_ranges(input_gradient, N, grad, split)
             else:
                 dx = grad * scale
         if weight is not None and needs[1]:
