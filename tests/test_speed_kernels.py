@@ -305,3 +305,29 @@ def test_pool_threads_run_under_the_callers_numpy_error_state():
     finally:
         parallel.set_num_threads(before)
     assert states == ["ignore", "ignore"]
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", "short_inner_axis"])
+def test_relu_against_a_row_of_zeros_equals_the_plain_maximum(layout):
+    """ReLU runs maximum(x, zeros along x's innermost memory axis) where NumPy's fast loop
+    needs that; the values, NaN and -inf included, and the gradient are maximum(x, 0)'s."""
+    from minitorch_nndl.ops.activation import MIN_ZEROS_RUN, _zeros_along_memory
+
+    rng = np.random.default_rng(7)
+    C = MIN_ZEROS_RUN
+    shapes = {"channels_last": (3, 5, 4, C), "contiguous": (3, 4, 5, C), "short_inner_axis": (3, C, 5, 2)}
+    memory = rng.standard_normal(shapes[layout]).astype(np.float32)
+    memory.flat[:3] = [np.nan, -np.inf, np.inf]
+    array = memory.transpose(0, 3, 1, 2) if layout == "channels_last" else memory
+    zero = _zeros_along_memory(array)
+    if layout == "short_inner_axis":
+        assert np.ndim(zero) == 0  # a 2-long innermost axis: the scalar is faster
+    else:
+        assert np.ndim(zero) == array.ndim and np.size(zero) == C and not np.any(zero)
+    x = mt.Tensor(array, requires_grad=True)
+    y = relu(x)
+    np.testing.assert_array_equal(y.numpy(), np.maximum(array, np.float32(0)))
+    assert y.dtype == np.float32 and y.data.strides == array.strides  # x's memory order is kept
+    g = rng.standard_normal(array.shape).astype(np.float32)
+    y.backward(mt.Tensor(g))
+    np.testing.assert_array_equal(x.grad, g * (np.maximum(array, 0) > 0))
