@@ -126,3 +126,111 @@ def test_resnet_in_evaluation_folds_its_batch_norms_and_gives_the_same_logits(mo
         folded = model(x).numpy()
     assert folds.calls >= 4  # the stem and the 64- and 128-channel layers (larger filters stay unfolded)
     np.testing.assert_allclose(folded, unfolded, rtol=1e-10, atol=1e-10)
+
+
+@given(
+    kernel=st.sampled_from([1, 3]),
+    stride=st.sampled_from([1, 2]),
+    winograd=st.booleans(),
+    with_residual=st.booleans(),
+    with_relu=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+)
+def test_folded_conv_bn_with_residual_and_relu_equals_the_separate_ops(
+    kernel, stride, winograd, with_residual, with_relu, threads, device
+):
+    """relu(bn(conv(x)) + r) with the residual and the ReLU applied per chunk inside the folded
+    convolution (im2row or Winograd, chunks of one image, one or two threads) = the separate ops."""
+    conv, bn = make_pair(2, 3, kernel, stride, 1, True, True, device)
+    rng = np.random.default_rng(5)
+    x = mt.tensor(rng.standard_normal((4, 2, 10, 10)), dtype=mt.float64, device=device)
+    out_hw = (10 + 2 - kernel) // stride + 1
+    r_memory = rng.standard_normal((4, out_hw, out_hw, 3))  # channels-last, as conv outputs are
+    residual = mt.tensor(r_memory, dtype=mt.float64, device=device).permute(0, 3, 1, 2) if with_residual else None
+    relu = nn.ReLU() if with_relu else None
+    before = mt.kernels.parallel.num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        if winograd:
+            patch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
+            patch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+        patch.setattr(conv_module, "CHUNK_BYTES", 1)  # one image per chunk: the epilogue per chunk
+        patch.setattr(conv_module, "MIN_CHUNK_ROWS", 1)
+        patch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)
+        folds = CountFolds(patch)
+        mt.kernels.parallel.set_num_threads(threads)
+        try:
+            with mt.no_grad():
+                fused_out = nn.conv_bn(conv, bn, x, residual=residual, relu=relu)
+                expected = bn(conv(x))
+                if residual is not None:
+                    expected = expected + residual
+                if relu is not None:
+                    expected = relu(expected)
+        finally:
+            mt.kernels.parallel.set_num_threads(before)
+    assert folds.calls == 1
+    np.testing.assert_allclose(fused_out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_the_relu_and_the_residual_step_aside_where_fusing_would_change_something(monkeypatch):
+    """A ReLU with a hook (the hook runs), a ReLU subclass, and a residual that wants a gradient
+    take the separate ops; gradients then flow through the residual as usual."""
+    folds = CountFolds(monkeypatch)
+    conv, bn = make_pair(4, 4, 3, 1, 1, False, True)
+    for p in [*conv.parameters(), *bn.parameters()]:
+        p.requires_grad_(False)
+    x = mt.tensor(np.random.default_rng(6).standard_normal((2, 4, 6, 6)), dtype=mt.float64)
+    seen = []
+    relu = nn.ReLU()
+    handle = relu.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    nn.conv_bn(conv, bn, x, relu=relu)
+    assert seen == [(2, 4, 6, 6)] and folds.calls == 0
+    handle.remove()
+
+    class MyReLU(nn.ReLU):
+        pass
+
+    nn.conv_bn(conv, bn, x, relu=MyReLU())
+    assert folds.calls == 0
+    residual = mt.tensor(np.ones((2, 4, 6, 6)), dtype=mt.float64, requires_grad=True)
+    out = nn.conv_bn(conv, bn, x, residual=residual, relu=nn.ReLU())
+    assert folds.calls == 0
+    out.sum().backward()
+    np.testing.assert_array_equal(residual.grad, (out.numpy() > 0).astype(np.float64))
+    nn.conv_bn(conv, bn, x, residual=residual.detach(), relu=nn.ReLU())
+    assert folds.calls == 1
+
+
+def test_conv2d_affine_checks_its_residual():
+    x = mt.randn(1, 2, 4, 4)
+    w = mt.randn(3, 2, 3, 3)
+    scale, shift = mt.ones(3), mt.zeros(3)
+    with pytest.raises(ValueError, match=r"conv2d_affine: residual must be a float32 Tensor of the output's shape"):
+        conv_module.conv2d_affine(x, w, scale, shift, padding=1, residual=mt.randn(1, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"float32 Tensor of the output's shape \(1, 3, 4, 4\), got .* float64"):
+        conv_module.conv2d_affine(x, w, scale, shift, padding=1, residual=mt.randn(1, 3, 4, 4, dtype=mt.float64))
+    residual = mt.randn(1, 3, 4, 4)
+    y = conv_module.conv2d_affine(x, w, scale, shift, padding=1, residual=residual, relu=True)
+    expected = np.maximum(conv_module.conv2d(x, w, padding=1).numpy() + residual.numpy(), 0)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="Conv2d: channel_scale, residual and relu are for ungrouped convolutions"):
+        conv_module.Conv2d.apply(x, w.detach().requires_grad_(), None, (1, 1), (1, 1), (1, 1), 1, None, None, True)
+
+
+def test_sequential_conv_bn_relu_is_one_op_in_evaluation(monkeypatch):
+    """Sequential(conv, bn, ReLU, ...) in evaluation folds each conv + bn + ReLU into one
+    convolution and gives the module-by-module result."""
+    mt.manual_seed(1)
+    layers = [nn.Conv2d(3, 8, 3, padding=1, dtype=mt.float64), nn.BatchNorm2d(8, dtype=mt.float64), nn.ReLU()]
+    layers += [nn.Conv2d(8, 8, 3, padding=1, dtype=mt.float64), nn.BatchNorm2d(8, dtype=mt.float64), nn.ReLU()]
+    model = nn.Sequential(*layers).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = mt.tensor(np.random.default_rng(7).standard_normal((8, 3, 12, 12)), dtype=mt.float64)
+    expected = x
+    for layer in layers:
+        expected = layer(expected)
+    folds = CountFolds(monkeypatch)
+    out = model(x)
+    assert folds.calls == 2
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)

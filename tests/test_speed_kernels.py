@@ -311,7 +311,7 @@ def test_pool_threads_run_under_the_callers_numpy_error_state():
 def test_relu_against_a_row_of_zeros_equals_the_plain_maximum(layout):
     """ReLU runs maximum(x, zeros along x's innermost memory axis) where NumPy's fast loop
     needs that; the values, NaN and -inf included, and the gradient are maximum(x, 0)'s."""
-    from minitorch_nndl.ops.activation import MIN_ZEROS_RUN, _zeros_along_memory
+    from minitorch_nndl.kernels.arrays import MIN_ZEROS_RUN, _zeros_along_memory
 
     rng = np.random.default_rng(7)
     C = MIN_ZEROS_RUN

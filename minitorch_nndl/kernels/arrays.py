@@ -46,6 +46,33 @@ def pad_spatial(x: Any, padding: Pair, value: float = 0.0) -> Any:
     return out
 
 
+MIN_ZEROS_RUN = 64
+"""ReLU's maximum(x, 0) runs against a row of zeros along x's innermost memory axis when that
+axis is at least this long.  NumPy's fast (SIMD) loop for ``maximum`` wants both operands
+contiguous and has none for a scalar: measured (NumPy 2.4, AVX-512), 1M float32 values
+channels-last took 0.34 ms against the scalar 0 and 0.19 ms against a (1, C, 1, 1) row of
+zeros; with a short innermost axis (4) the row is slower than the scalar, hence the minimum."""
+
+
+def relu_into(x: Any, out: Any) -> Any:
+    """out = max(x, 0), elementwise (NaN stays NaN); returns ``out``.  See ``MIN_ZEROS_RUN``."""
+    return backend.xp_of(x).maximum(x, _zeros_along_memory(x), out=out)
+
+
+def _zeros_along_memory(x: Any) -> Any:
+    """A zero that ``maximum`` broadcasts against ``x`` quickly: zeros shaped (1, .., n, .., 1) along
+    the axis with the smallest stride when it is long enough (NumPy), else the scalar 0."""
+    zero = x.dtype.type(0)
+    if x.ndim == 0 or backend.is_cuda_array(x):
+        return zero
+    axis = min(range(x.ndim), key=lambda k: abs(x.strides[k]) if x.shape[k] > 1 else float("inf"))
+    if x.shape[axis] < MIN_ZEROS_RUN or abs(x.strides[axis]) != x.itemsize:
+        return zero
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    return backend.np.zeros(shape, dtype=x.dtype)
+
+
 def _as_strided(xp: Any) -> Any:
     """``as_strided`` of NumPy or CuPy (both live in ``<module>.lib.stride_tricks``)."""
     return importlib.import_module(f"{xp.__name__}.lib.stride_tricks").as_strided

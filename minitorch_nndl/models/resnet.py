@@ -63,12 +63,9 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(nn.conv_bn(self.conv1, self.bn1, x))  # bn1(conv1(x)), folded in evaluation
-        out = nn.conv_bn(self.conv2, self.bn2, out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        return self.relu(out + identity)
+        out = nn.conv_bn(self.conv1, self.bn1, x, relu=self.relu)  # relu(bn1(conv1(x))), one op in evaluation
+        identity = x if self.downsample is None else self.downsample(x)
+        return nn.conv_bn(self.conv2, self.bn2, out, residual=identity, relu=self.relu)  # relu(bn2(conv2) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -101,13 +98,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(nn.conv_bn(self.conv1, self.bn1, x))  # bn1(conv1(x)), folded in evaluation
-        out = self.relu(nn.conv_bn(self.conv2, self.bn2, out))
-        out = nn.conv_bn(self.conv3, self.bn3, out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        return self.relu(out + identity)
+        out = nn.conv_bn(self.conv1, self.bn1, x, relu=self.relu)  # relu(bn1(conv1(x))), one op in evaluation
+        out = nn.conv_bn(self.conv2, self.bn2, out, relu=self.relu)
+        identity = x if self.downsample is None else self.downsample(x)
+        return nn.conv_bn(self.conv3, self.bn3, out, residual=identity, relu=self.relu)
 
 
 class ResNet(nn.Module):
@@ -190,7 +184,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(nn.conv_bn(self.conv1, self.bn1, x)))
+        x = self.maxpool(nn.conv_bn(self.conv1, self.bn1, x, relu=self.relu))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)

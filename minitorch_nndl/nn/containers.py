@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .activation import ReLU
 from .fused import conv_bn
 from .module import Module
 from .normalization import BatchNorm2d
@@ -74,8 +75,9 @@ class Sequential(_ModuleSequence):
         i = 0
         while i < len(modules):
             if i + 1 < len(modules) and isinstance(modules[i + 1], BatchNorm2d):
-                x = conv_bn(modules[i], modules[i + 1], x)  # a conv and its batch norm: folded in evaluation
-                i += 2
+                relu = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) is ReLU else None
+                x = conv_bn(modules[i], modules[i + 1], x, relu=relu)  # conv, batch norm (, ReLU): one op in evaluation
+                i += 2 if relu is None else 3
             else:
                 x = modules[i](x)
                 i += 1

@@ -9,16 +9,18 @@ and after a convolution z = conv(x, W) + b, so
     bn(conv(x, W) + b) = conv(x, W * s) + (b * s + t):
 
 one convolution whose filters carry the scale and whose bias is the shift
-(:func:`minitorch_nndl.ops.conv.conv2d_affine`).  The batch norm's own passes over
+(:func:`minitorch_nndl.ops.conv.conv2d_affine`).  What usually follows, a residual
+block's ``+ shortcut`` and the ReLU, goes into the same call (``residual``, ``relu``):
+each chunk of the output gets them while it is still in the cache.  The batch norm's own passes over
 the activation (and the array they write) disappear.  This is the folding inference
 engines do ("conv-BN fusion"); here it happens on the fly, in every evaluation
 forward, so it always uses the current weights and statistics.
 
 It applies only where it is exactly the same function and cheaper: a plain ``Conv2d``
 without groups and a plain ``BatchNorm2d`` in evaluation mode with running statistics,
-no gradient wanted, no forward hooks on either (they would not run), and filters that
-are smaller than the output (scaling U or W_rows costs a pass over the filters instead
-of one over the activation).  Otherwise it is just ``bn(conv(x))``.
+no gradient wanted, no forward hooks on either nor on the ReLU (they would not run), and
+filters that are smaller than the output (scaling U or W_rows costs a pass over the filters
+instead of one over the activation).  Otherwise it is just ``relu(bn(conv(x)) + residual)``.
 """
 
 from __future__ import annotations
@@ -27,15 +29,20 @@ from .. import backend, kernels
 from ..grad_mode import is_grad_enabled
 from ..ops.conv import conv2d_affine
 from ..tensor import Tensor
+from .activation import ReLU
 from .conv import Conv2d
 from .module import Module
 from .normalization import BatchNorm2d
 
 
-def conv_bn(conv: Module, bn: Module, x: Tensor) -> Tensor:
-    """``bn(conv(x))``; in evaluation without gradients, one convolution with the batch norm folded in."""
-    if not _folds(conv, bn, x):
-        return bn(conv(x))
+def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None, relu: Module | None = None) -> Tensor:
+    """``bn(conv(x))``, then ``+ residual`` and the ``relu`` module when given; in evaluation without
+    gradients, one convolution with the batch norm folded in and the rest applied chunk by chunk."""
+    if not (_folds(conv, bn, x) and _fuses(relu, residual)):
+        out = bn(conv(x))
+        if residual is not None:
+            out = out + residual
+        return out if relu is None else relu(out)
     with backend.device_context(x.device):
         xp = backend.xp_of(x.data)
         dtype = x.dtype
@@ -46,7 +53,20 @@ def conv_bn(conv: Module, bn: Module, x: Tensor) -> Tensor:
             shift += bn.bias.data
         if conv.bias is not None:
             shift += conv.bias.data * scale
-    return conv2d_affine(x, conv.weight, Tensor(scale), Tensor(shift), conv.stride, conv.padding, conv.dilation)
+    scale, shift = Tensor(scale), Tensor(shift)
+    geometry = (conv.stride, conv.padding, conv.dilation)
+    return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
+
+
+def _fuses(relu: Module | None, residual: Tensor | None) -> bool:
+    """Whether the ReLU and the residual can go into the folded convolution: a plain ``ReLU``
+    module without hooks, and a residual Tensor that needs no gradient (else conv2d_affine's
+    own error would name a mistake the unfused path handles, or hide a hook)."""
+    if relu is not None and (type(relu) is not ReLU or relu._forward_hooks):
+        return False
+    if residual is not None and (not isinstance(residual, Tensor) or (is_grad_enabled() and residual.requires_grad)):
+        return False
+    return True
 
 
 def _folds(conv: Module, bn: Module, x: Tensor) -> bool:

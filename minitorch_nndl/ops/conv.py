@@ -53,6 +53,31 @@ class ConvGeometry(NamedTuple):
     groups: int
 
 
+class Epilogue(NamedTuple):
+    """What happens to each chunk of a convolution's output right after it is computed (evaluation
+    only): ``residual`` (an array of the output's shape) added, then ``relu``.  Done there, the
+    chunk is still in the cache, and no pass over the whole output (nor a second output) is needed."""
+
+    residual: Any = None
+    relu: bool = False
+
+    def prepared(self) -> Any:
+        """``finish(out, start, stop)``, applying the epilogue to images start..stop-1 of ``out``
+        (N, OH, OW, C_out); the residual is taken channels-last once, here (a view when it is)."""
+        if self.residual is None and not self.relu:
+            return lambda out, start, stop: None
+        residual = None if self.residual is None else _channels_last(self.residual)
+
+        def finish(out: Any, start: int, stop: int) -> None:
+            chunk = out[start:stop]
+            if residual is not None:
+                chunk += residual[start:stop]
+            if self.relu:
+                kernels.arrays.relu_into(chunk, chunk)
+
+        return finish
+
+
 def _channels_last(x: Any) -> Any:
     """The (N, H, W, C) array of a logically NCHW ``x``: a view when ``x`` has channels-last
     strides (as every conv output has), one copy otherwise (the network's input)."""
@@ -129,7 +154,9 @@ class Conv2d(Function):
     Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) instead, and their backward is
     backpropagation through its transforms and 16 GEMMs (the forward keeps U = G g G^T).
     ``channel_scale`` s (no gradients, see :func:`conv2d_affine`) makes output channel o's
-    filters w[o] * s[o] inside the convolution, without a scaled copy of the weights.
+    filters w[o] * s[o] inside the convolution, without a scaled copy of the weights;
+    ``residual`` r and ``relu`` (no gradients either) make the result max(y + r, 0), added
+    and clamped a chunk at a time while the chunk's output is still in the cache.
     """
 
     @staticmethod
@@ -143,14 +170,20 @@ class Conv2d(Function):
         dilation: Pair,
         groups: int,
         channel_scale: Any = None,
+        residual: Any = None,
+        relu: bool = False,
     ) -> Any:
         C_out, _, KH, KW = weight.shape
         geometry = ConvGeometry(x.shape, (KH, KW), stride, padding, dilation, groups)
-        if channel_scale is not None and (ctx.needs_input_grad or groups != 1):
-            raise RuntimeError("Conv2d: channel_scale is for ungrouped convolutions without gradients")
+        fused = channel_scale is not None or residual is not None or relu
+        if fused and (ctx.needs_input_grad or groups != 1):
+            raise RuntimeError(
+                "Conv2d: channel_scale, residual and relu are for ungrouped convolutions without gradients"
+            )
         winograd_filters = None
         if groups == 1:
-            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry, bias, channel_scale)
+            epilogue = Epilogue(residual, relu)
+            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry, bias, channel_scale, epilogue)
             bias = None  # added by _forward_rows
         else:
             out, saved = Conv2d._forward_grouped(x, weight, geometry)
@@ -183,11 +216,17 @@ class Conv2d(Function):
 
     @staticmethod
     def _forward_rows(
-        x: Any, weight: Any, geometry: ConvGeometry, bias: Any = None, channel_scale: Any = None
+        x: Any,
+        weight: Any,
+        geometry: ConvGeometry,
+        bias: Any = None,
+        channel_scale: Any = None,
+        epilogue: Epilogue | None = None,
     ) -> tuple[Any, Any, Any]:
         """Y_rows = im2row(x) @ W_rows^T + b (or Winograd), a chunk of images at a time; with a
-        ``channel_scale`` s, the filters of output channel o are w[o] * s[o].  Returns the output,
-        x channels-last (saved for dL/dw) and Winograd's U (None without Winograd)."""
+        ``channel_scale`` s, the filters of output channel o are w[o] * s[o]; an ``epilogue``
+        runs on each chunk's output.  Returns the output, x channels-last (saved for dL/dw) and
+        Winograd's U (None without Winograd)."""
         xp = backend.xp_of(x)
         N = x.shape[0]
         C_out = weight.shape[0]
@@ -207,6 +246,7 @@ class Conv2d(Function):
                 filters = filters * channel_scale.reshape(C_out, 1)
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
+        finish = (epilogue or Epilogue()).prepared()
 
         def convolve(first: int, last: int) -> None:  # the images first..last-1, a chunk at a time
             for start in range(first, last, per_chunk):
@@ -219,6 +259,7 @@ class Conv2d(Function):
                     xp.matmul(rows, filters.T, out=out_chunk)
                     if bias is not None:
                         out_chunk += bias
+                finish(out, start, stop)
 
         parallel.for_batch_ranges(convolve, N, x)  # one range per thread (the pool is off by default)
         return out.transpose(0, 3, 1, 2), x_rows, (filters if winograd else None)
@@ -439,18 +480,31 @@ def conv2d_affine(
     stride: int | Pair = 1,
     padding: int | Pair = 0,
     dilation: int | Pair = 1,
+    residual: Tensor | None = None,
+    relu: bool = False,
 ) -> Tensor:
     """``conv2d(x, weight) * scale + shift`` per output channel (``scale``, ``shift``: (C_out,)),
     computed as one convolution: the scale goes into the filters (im2row's W_rows, Winograd's U)
-    and the shift is the bias.  For evaluation: it records no graph, so no gradient flows back
-    (a batch norm in evaluation mode is such an affine map, see :func:`minitorch_nndl.nn.conv_bn`)."""
+    and the shift is the bias; then ``+ residual`` (a Tensor of the output's shape) and ``relu``
+    when given, applied to each chunk of the output as it is made.  For evaluation: it records no
+    graph, so no gradient flows back (a batch norm in evaluation mode is such an affine map, and a
+    residual block ends in relu(bn(conv(x)) + shortcut), see :func:`minitorch_nndl.nn.conv_bn`)."""
     op = "conv2d_affine"
     stride, padding, dilation = _checked_arguments(op, x, weight, shift, stride, padding, dilation, 1)
     if not isinstance(scale, Tensor) or scale.shape != shift.shape or scale.dtype != x.dtype:
         given = f"{scale.shape} {scale.dtype}" if isinstance(scale, Tensor) else type(scale).__name__
         raise ValueError(f"{op}: scale must be a Tensor like shift ({shift.shape} {shift.dtype}), got {given}")
+    if residual is not None:
+        expected = (x.shape[0], weight.shape[0]) + _output_hw(
+            ConvGeometry(x.shape, weight.shape[2:], stride, padding, dilation, 1)
+        )
+        if not isinstance(residual, Tensor) or residual.shape != expected or residual.dtype != x.dtype:
+            given = f"{residual.shape} {residual.dtype}" if isinstance(residual, Tensor) else type(residual).__name__
+            raise ValueError(f"{op}: residual must be a {x.dtype} Tensor of the output's shape {expected}, got {given}")
+        if residual.device != x.device:
+            raise RuntimeError(f"{op}: residual is on {residual.device}, the input on {x.device}")
     with no_grad():
-        return Conv2d.apply(x, weight, shift, stride, padding, dilation, 1, scale)
+        return Conv2d.apply(x, weight, shift, stride, padding, dilation, 1, scale, residual, bool(relu))
 
 
 def _checked_arguments(
