@@ -3,7 +3,7 @@
 The public API at a glance::
 
     Tensor, tensor, from_numpy, zeros, ones, full, randn, rand, randint, arange, eye, *_like
-    manual_seed, no_grad, enable_grad, is_grad_enabled, gradcheck
+    manual_seed, no_grad, enable_grad, is_grad_enabled, inference_mode, gradcheck
     float32, float64, int64, ...          dtypes
     cuda.is_available()                   GPU support through CuPy
     ops: add sub mul div pow neg exp log sqrt abs tanh sigmoid relu leaky_relu clamp
@@ -38,7 +38,7 @@ from .factories import (
     zeros,
     zeros_like,
 )
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, is_inference_mode, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .ops.activation import clamp, leaky_relu, relu, sigmoid, tanh
 from .ops.elementwise import (

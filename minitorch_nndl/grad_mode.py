@@ -2,6 +2,8 @@
 
 ``no_grad()`` is for inference and optimizer steps; ``enable_grad()`` turns recording
 back on inside it; ``set_grad_enabled(mode)`` works as a call and as a context manager.
+``inference_mode()`` is ``no_grad()`` plus weights that stay fixed: layers may prepare
+them once for every batch inside (:func:`prepared`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 _state = threading.local()
 
@@ -85,3 +89,61 @@ def enable_grad(func: Callable | None = None) -> Any:
     if func is not None:
         return _GradMode(True)(func)
     return _GradMode(True)
+
+
+class inference_mode(contextlib.ContextDecorator):  # noqa: N801  (named like a function, as in PyTorch)
+    """``no_grad()`` for a stretch of inference over fixed weights (evaluating a test set).
+
+    Inside, a layer may compute something from its weights once and reuse it for every later
+    batch (:func:`prepared`): a convolution's Winograd-transformed filters with its batch norm
+    folded in are made on the first batch instead of on every one.  The promise that the
+    weights do not change is kept by NumPy itself: every array something was prepared from
+    is read-only until the block ends, so an update inside (an optimizer step, ``p.data[...] = ``)
+    raises NumPy's "read-only" error instead of leaving stale prepared weights.  Replacing
+    ``p.data`` by another array is fine: what was prepared from the old one is not used.
+    A nested block shares the outer one's preparations; CuPy arrays are never prepared
+    (they have no read-only flag, and the GPU's transforms are cheap).  Per thread.
+    """
+
+    def __enter__(self) -> None:
+        self._no_grad = _GradMode(False)
+        self._no_grad.__enter__()
+        self._outermost = getattr(_state, "prepared", None) is None
+        if self._outermost:
+            _state.prepared = {}
+            _state.locked = []
+
+    def __exit__(self, *exc: object) -> None:
+        if self._outermost:
+            for array in _state.locked:
+                array.flags.writeable = True
+            _state.prepared = _state.locked = None
+        self._no_grad.__exit__(*exc)
+
+    def _recreate_cm(self) -> inference_mode:
+        return inference_mode()
+
+
+def is_inference_mode() -> bool:
+    """True inside ``inference_mode()`` (per thread)."""
+    return getattr(_state, "prepared", None) is not None
+
+
+def prepared(key: Any, sources: tuple, make: Callable[[], Any]) -> Any:
+    """``make()``, computed from the arrays ``sources`` (None entries allowed); inside
+    ``inference_mode()``, the value made the first time for ``key`` from these very arrays,
+    which stay read-only until the block ends.  Outside, or with a CuPy source, just ``make()``."""
+    cache = getattr(_state, "prepared", None)
+    arrays = [a for a in sources if a is not None]
+    if cache is None or not all(isinstance(a, np.ndarray) for a in arrays):
+        return make()
+    entry = cache.get(key)
+    if entry is not None and len(entry[0]) == len(sources) and all(a is b for a, b in zip(entry[0], sources)):
+        return entry[1]
+    value = make()
+    for array in arrays:
+        if array.flags.writeable:
+            array.flags.writeable = False
+            _state.locked.append(array)
+    cache[key] = (tuple(sources), value)
+    return value

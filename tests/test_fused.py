@@ -30,18 +30,23 @@ def make_pair(c_in, c_out, kernel, stride, padding, conv_bias, affine, device="c
     return conv, bn
 
 
-class CountFolds:
-    """Counts the calls of conv2d_affine (the folded path) while installed."""
+class CountCalls:
+    """Counts the calls of ``module.name`` while installed (through ``patch``)."""
 
-    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+    def __init__(self, patch: pytest.MonkeyPatch, module: object, name: str) -> None:
         self.calls = 0
-        real = fused.conv2d_affine
+        real = getattr(module, name)
 
         def counted(*args, **kwargs):
             self.calls += 1
             return real(*args, **kwargs)
 
-        patch.setattr(fused, "conv2d_affine", counted)
+        patch.setattr(module, name, counted)
+
+
+def CountFolds(patch: pytest.MonkeyPatch) -> CountCalls:  # noqa: N802  (used like the class it was)
+    """Counts the calls of conv2d_affine (the folded path)."""
+    return CountCalls(patch, fused, "conv2d_affine")
 
 
 @given(

@@ -26,7 +26,7 @@ instead of one over the activation).  Otherwise it is just ``relu(bn(conv(x)) + 
 from __future__ import annotations
 
 from .. import backend, kernels
-from ..grad_mode import is_grad_enabled
+from ..grad_mode import is_grad_enabled, prepared
 from ..ops.conv import conv2d_affine
 from ..tensor import Tensor
 from .activation import ReLU
@@ -43,17 +43,25 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
         if residual is not None:
             out = out + residual
         return out if relu is None else relu(out)
-    with backend.device_context(x.device):
-        xp = backend.xp_of(x.data)
-        dtype = x.dtype
-        inv_std = 1 / xp.sqrt(bn.running_var.data.astype(dtype, copy=False) + dtype.type(bn.eps))
-        scale = inv_std if bn.weight is None else bn.weight.data * inv_std
-        shift = -bn.running_mean.data.astype(dtype, copy=False) * scale
-        if bn.bias is not None:
-            shift += bn.bias.data
-        if conv.bias is not None:
-            shift += conv.bias.data * scale
-    scale, shift = Tensor(scale), Tensor(shift)
+    dtype = x.dtype
+
+    def scale_and_shift() -> tuple[Tensor, Tensor]:  # s = gamma / sqrt(var + eps), t = beta - mean s (+ b s)
+        with backend.device_context(x.device):
+            xp = backend.xp_of(x.data)
+            inv_std = 1 / xp.sqrt(bn.running_var.data.astype(dtype, copy=False) + dtype.type(bn.eps))
+            scale = inv_std if bn.weight is None else bn.weight.data * inv_std
+            shift = -bn.running_mean.data.astype(dtype, copy=False) * scale
+            if bn.bias is not None:
+                shift += bn.bias.data
+            if conv.bias is not None:
+                shift += conv.bias.data * scale
+        return Tensor(scale), Tensor(shift)
+
+    sources = tuple(
+        None if t is None else t.data for t in (bn.running_mean, bn.running_var, bn.weight, bn.bias, conv.bias)
+    )
+    # once per inference_mode() block: the same scale array then lets the conv reuse its prepared filters
+    scale, shift = prepared(("conv_bn", id(conv), id(bn), dtype.str), sources, scale_and_shift)
     geometry = (conv.stride, conv.padding, conv.dilation)
     return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
 

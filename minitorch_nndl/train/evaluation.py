@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import backend
-from ..grad_mode import no_grad
+from ..grad_mode import inference_mode
 from ..tensor import Tensor
 from . import sharded
 from .metrics import Accuracy, MeanMetric, Metric
@@ -37,7 +37,7 @@ def metrics_by_name(metrics: dict[str, Metric] | Sequence[Metric] | None) -> dic
     return out
 
 
-@no_grad()
+@inference_mode()
 def evaluate(
     model: Any, loader: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], metrics: dict[str, Metric], device: str
 ) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def evaluate(
     return result
 
 
-@no_grad()
+@inference_mode()
 def predict(model: Any, x: Any, device: str, probs: bool = False, batch_size: int | None = None) -> Tensor:
     """Logits (or softmax probabilities with ``probs=True``) for ``x``, in chunks of ``batch_size``, in eval mode."""
     was_training = getattr(model, "training", True)

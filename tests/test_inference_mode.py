@@ -1,0 +1,123 @@
+"""inference_mode(): no_grad plus weights prepared once per block (Winograd's U with the batch
+norm folded in), kept honest by read-only parameters.  The outputs must be exactly the
+outputs without it, and nothing prepared may outlive a change of the weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_fused import CountCalls
+
+import minitorch_nndl as mt
+from minitorch_nndl import grad_mode, models, nn
+from minitorch_nndl.kernels import winograd
+from minitorch_nndl.ops import conv as conv_module
+
+
+def trained_looking_resnet(device="cpu"):
+    mt.manual_seed(0)
+    model = models.resnet18(dtype=mt.float64, device=device)
+    rng = np.random.default_rng(3)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            features = module.num_features
+            module.running_mean.data[...] = mt.tensor(rng.standard_normal(features) * 0.1, device=device).data
+            module.running_var.data[...] = mt.tensor(rng.uniform(0.5, 2, features), device=device).data
+    return model.eval()
+
+
+def CountTransforms(patch: pytest.MonkeyPatch) -> CountCalls:  # noqa: N802
+    """Counts Winograd's filter transforms (U = G g G^T)."""
+    return CountCalls(patch, winograd, "transform_filter")
+
+
+def test_resnet_gives_the_same_logits_and_prepares_its_filters_once(monkeypatch, device):
+    model = trained_looking_resnet(device)
+    rng = np.random.default_rng(4)
+    batches = [mt.tensor(rng.standard_normal((n, 3, 32, 32)), dtype=mt.float64, device=device) for n in (4, 4, 2)]
+    with mt.no_grad():
+        expected = [model(x).numpy() for x in batches]
+    counter = CountTransforms(monkeypatch)
+    per_batch = []
+    with mt.no_grad():
+        for x in batches:
+            counter.calls = 0
+            model(x)
+            per_batch.append(counter.calls)
+    counter.calls = 0
+    got, made = [], []
+    with mt.inference_mode():
+        assert mt.is_inference_mode() and not mt.is_grad_enabled()
+        for x in batches:
+            got.append(model(x).numpy())
+            made.append(counter.calls - sum(made))
+    assert not mt.is_inference_mode() and mt.is_grad_enabled()
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    if device == "cpu":  # the first batch prepares, the second (same size) reuses everything
+        assert made[0] >= per_batch[0] > 0 and made[1] == 0
+    else:  # CuPy arrays are never prepared
+        assert made == per_batch
+
+
+def test_weights_are_read_only_inside_and_a_later_block_sees_their_change():
+    model = trained_looking_resnet()
+    x = mt.tensor(np.random.default_rng(5).standard_normal((4, 3, 32, 32)), dtype=mt.float64)
+    conv = model.layer1[0].conv1
+    with mt.inference_mode():
+        before = model(x).numpy()
+        with pytest.raises(ValueError, match="read-only"):
+            conv.weight.data[...] = 0
+        with pytest.raises(ValueError, match="read-only"):
+            model.layer1[0].bn1.running_var.data *= 2
+    conv.weight.data[...] *= 0.5  # writable again after the block
+    with mt.no_grad():
+        expected = model(x).numpy()
+    with mt.inference_mode():
+        after = model(x).numpy()
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_a_replaced_weight_array_is_used_and_an_error_inside_unlocks_everything():
+    mt.manual_seed(1)
+    conv = nn.Conv2d(16, 16, 3, padding=1, bias=False, dtype=mt.float64)
+    x = mt.randn(16, 16, 8, 8, dtype=mt.float64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "MIN_PREPARED_WINOGRAD_TILES", 1)
+        with pytest.raises(RuntimeError, match="boom"), mt.inference_mode():
+            first = conv(x).numpy()
+            conv.weight.data = conv.weight.data * 2  # a new array: what was prepared from the old one is not used
+            np.testing.assert_allclose(conv(x).numpy(), 2 * first, rtol=1e-10, atol=1e-10)
+            raise RuntimeError("boom")
+    assert conv.weight.data.flags.writeable and grad_mode._state.prepared is None
+    conv.weight.data[...] = 0  # nothing left locked
+
+
+def test_nested_blocks_share_the_preparations_and_it_works_as_a_decorator(monkeypatch):
+    mt.manual_seed(2)
+    conv = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    x = mt.randn(16, 16, 8, 8)
+    monkeypatch.setattr(conv_module, "MIN_PREPARED_WINOGRAD_TILES", 1)
+    counter = CountTransforms(monkeypatch)
+
+    @mt.inference_mode()
+    def evaluate():
+        return conv(x)
+
+    with mt.inference_mode():
+        conv(x)
+        evaluate()  # an inner block: the outer block's U
+        assert not conv.weight.data.flags.writeable  # the inner block's end unlocked nothing
+    assert counter.calls == 1 and conv.weight.data.flags.writeable
+    evaluate()
+    evaluate()
+    assert counter.calls == 3  # each outermost block prepares its own
+    assert not evaluate().requires_grad
+
+
+def test_prepared_outside_a_block_just_makes_the_value():
+    array = np.ones(3)
+    made = []
+    value = grad_mode.prepared("key", (array,), lambda: made.append(1) or "value")
+    assert value == "value" and made == [1] and array.flags.writeable
