@@ -121,3 +121,22 @@ def test_prepared_outside_a_block_just_makes_the_value():
     made = []
     value = grad_mode.prepared("key", (array,), lambda: made.append(1) or "value")
     assert value == "value" and made == [1] and array.flags.writeable
+
+
+def test_inside_every_batch_norm_folds_even_where_the_filters_outnumber_the_outputs(monkeypatch, device):
+    """Outside, a conv whose filters are larger than its output keeps its batch norm apart (scaling
+    the filters every call would cost more than the batch norm); inside, the scaled filters are
+    made once, so it folds (NumPy; on CuPy nothing is prepared and the rule stays)."""
+    from test_fused import CountFolds, make_pair
+
+    conv, bn = make_pair(64, 4, 3, 1, 1, False, True, device)  # 16*64*4 filters > 2*4*6*6 outputs
+    x = mt.tensor(np.random.default_rng(8).standard_normal((2, 64, 6, 6)), dtype=mt.float64, device=device)
+    folds = CountFolds(monkeypatch)
+    with mt.no_grad():
+        expected = bn(conv(x)).numpy()
+        nn.conv_bn(conv, bn, x)
+    assert folds.calls == 0
+    with mt.inference_mode():
+        got = nn.conv_bn(conv, bn, x).numpy()
+    assert folds.calls == (1 if device == "cpu" else 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

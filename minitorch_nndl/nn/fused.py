@@ -20,13 +20,14 @@ It applies only where it is exactly the same function and cheaper: a plain ``Con
 without groups and a plain ``BatchNorm2d`` in evaluation mode with running statistics,
 no gradient wanted, no forward hooks on either nor on the ReLU (they would not run), and
 filters that are smaller than the output (scaling U or W_rows costs a pass over the filters
-instead of one over the activation).  Otherwise it is just ``relu(bn(conv(x)) + residual)``.
+instead of one over the activation) unless inside ``inference_mode()``, where the scaled
+filters are made once for the whole block.  Otherwise it is just ``relu(bn(conv(x)) + residual)``.
 """
 
 from __future__ import annotations
 
 from .. import backend, kernels
-from ..grad_mode import is_grad_enabled, prepared
+from ..grad_mode import is_grad_enabled, is_inference_mode, prepared
 from ..ops.conv import conv2d_affine
 from ..tensor import Tensor
 from .activation import ReLU
@@ -88,6 +89,8 @@ def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
     tensors = (x, conv.weight, conv.bias, bn.weight, bn.bias)
     if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return False
+    if is_inference_mode() and not backend.is_cuda_array(x.data):
+        return True  # the folded filters are prepared once for the whole block: always cheaper
     (KH, KW), outputs = conv.kernel_size, x.shape[0] * conv.out_channels
     for size, k, s, p, d in zip(x.shape[2:], (KH, KW), conv.stride, conv.padding, conv.dilation):
         outputs *= kernels.conv_output_size(size, k, s, p, d)
