@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"ours: GEMMs on the BLAS threads, {parallel.num_threads()} copy thread(s)")
     print(f"ours: glibc keeps freed memory (reuse_freed_memory): {not args.no_reuse_freed_memory}")
+    print("eval: ours in one mt.inference_mode() block (filters prepared once), PyTorch in torch.inference_mode()")
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
     print(
