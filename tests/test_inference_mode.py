@@ -105,11 +105,14 @@ def test_nested_blocks_share_the_preparations_and_it_works_as_a_decorator(monkey
     def evaluate():
         return conv(x)
 
-    with mt.inference_mode():
+    block = mt.inference_mode()
+    with block:
         conv(x)
         evaluate()  # an inner block: the outer block's U
-        assert not conv.weight.data.flags.writeable  # the inner block's end unlocked nothing
-    assert counter.calls == 1 and conv.weight.data.flags.writeable
+        with block:  # the same object entered again
+            conv(x)
+        assert not conv.weight.data.flags.writeable  # the inner blocks' ends unlocked nothing
+    assert counter.calls == 1 and conv.weight.data.flags.writeable and mt.is_grad_enabled()
     evaluate()
     evaluate()
     assert counter.calls == 3  # each outermost block prepares its own
