@@ -239,3 +239,20 @@ def test_sequential_conv_bn_relu_is_one_op_in_evaluation(monkeypatch):
     out = model(x)
     assert folds.calls == 2
     np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_residual_that_only_broadcasts_or_promotes_takes_the_separate_ops(monkeypatch):
+    """The fused path wants a residual exactly like the output; a (1, C, 1, 1) residual or a
+    float32 one meeting float64 works as ``bn(conv(x)) + residual`` does."""
+    folds = CountFolds(monkeypatch)
+    conv, bn = make_pair(4, 4, 3, 1, 1, False, True)
+    for p in [*conv.parameters(), *bn.parameters()]:
+        p.requires_grad_(False)
+    x = mt.tensor(np.random.default_rng(9).standard_normal((2, 4, 6, 6)), dtype=mt.float64)
+    relu = nn.ReLU()
+    for residual in (mt.ones(1, 4, 1, 1, dtype=mt.float64), mt.ones(2, 4, 6, 6, dtype=mt.float32)):
+        out = nn.conv_bn(conv, bn, x, residual=residual, relu=relu)
+        expected = relu(bn(conv(x)) + residual)
+        assert out.shape == expected.shape and out.dtype == expected.dtype
+        np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
+    assert folds.calls == 0

@@ -14,7 +14,8 @@ block's ``+ shortcut`` and the ReLU, goes into the same call (``residual``, ``re
 each chunk of the output gets them while it is still in the cache.  The batch norm's own passes over
 the activation (and the array they write) disappear.  This is the folding inference
 engines do ("conv-BN fusion"); here it happens on the fly, in every evaluation
-forward, so it always uses the current weights and statistics.
+forward (once per block inside ``inference_mode()``), so it always uses the current
+weights and statistics.
 
 It applies only where it is exactly the same function and cheaper: a plain ``Conv2d``
 without groups and a plain ``BatchNorm2d`` in evaluation mode with running statistics,
@@ -39,7 +40,7 @@ from .normalization import BatchNorm2d
 def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None, relu: Module | None = None) -> Tensor:
     """``bn(conv(x))``, then ``+ residual`` and the ``relu`` module when given; in evaluation without
     gradients, one convolution with the batch norm folded in and the rest applied chunk by chunk."""
-    if not (_folds(conv, bn, x) and _fuses(relu, residual)):
+    if not (_folds(conv, bn, x) and _fuses(relu, residual, conv, x)):
         out = bn(conv(x))
         if residual is not None:
             out = out + residual
@@ -67,15 +68,24 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
     return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
 
 
-def _fuses(relu: Module | None, residual: Tensor | None) -> bool:
+def _fuses(relu: Module | None, residual: Tensor | None, conv: Module, x: Tensor) -> bool:
     """Whether the ReLU and the residual can go into the folded convolution: a plain ``ReLU``
-    module without hooks, and a residual Tensor that needs no gradient (else conv2d_affine's
-    own error would name a mistake the unfused path handles, or hide a hook)."""
+    module without hooks, and a residual Tensor exactly like the output (shape, dtype, device)
+    that needs no gradient; anything else (a hook, broadcasting, a promotion) takes the
+    separate ops, which handle it."""
     if relu is not None and (type(relu) is not ReLU or relu._forward_hooks):
         return False
-    if residual is not None and (not isinstance(residual, Tensor) or (is_grad_enabled() and residual.requires_grad)):
+    if residual is None:
+        return True
+    if not isinstance(residual, Tensor) or (is_grad_enabled() and residual.requires_grad):
         return False
-    return True
+    return residual.shape == _output_shape(conv, x) and residual.dtype == x.dtype and residual.device == x.device
+
+
+def _output_shape(conv: Module, x: Tensor) -> tuple[int, ...]:
+    """The shape of ``conv(x)`` (x already checked to be 4-D with the conv's input channels)."""
+    sizes = zip(x.shape[2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+    return (x.shape[0], conv.out_channels, *(kernels.conv_output_size(*size) for size in sizes))
 
 
 def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
@@ -91,10 +101,8 @@ def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
         return False
     if is_inference_mode() and not backend.is_cuda_array(x.data):
         return True  # the folded filters are prepared once for the whole block: always cheaper
-    (KH, KW), outputs = conv.kernel_size, x.shape[0] * conv.out_channels
-    for size, k, s, p, d in zip(x.shape[2:], (KH, KW), conv.stride, conv.padding, conv.dilation):
-        outputs *= kernels.conv_output_size(size, k, s, p, d)
-    return 16 * conv.in_channels * conv.out_channels <= outputs
+    N, C_out, OH, OW = _output_shape(conv, x)
+    return 16 * conv.in_channels * conv.out_channels <= N * C_out * OH * OW
 
 
 __all__ = ["conv_bn"]

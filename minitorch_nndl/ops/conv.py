@@ -61,7 +61,7 @@ class Epilogue(NamedTuple):
     residual: Any = None
     relu: bool = False
 
-    def prepared(self) -> Any:
+    def finisher(self) -> Any:
         """``finish(out, start, stop)``, applying the epilogue to images start..stop-1 of ``out``
         (N, OH, OW, C_out); the residual is taken channels-last once, here (a view when it is)."""
         if self.residual is None and not self.relu:
@@ -260,7 +260,7 @@ class Conv2d(Function):
         )
         out = xp.empty((N, OH, OW, C_out), dtype=x.dtype)
         out_rows = out.reshape(N * OH * OW, C_out)
-        finish = (epilogue or Epilogue()).prepared()
+        finish = (epilogue or Epilogue()).finisher()
 
         def convolve(first: int, last: int) -> None:  # the images first..last-1, a chunk at a time
             for start in range(first, last, per_chunk):
