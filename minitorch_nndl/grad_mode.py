@@ -135,14 +135,20 @@ def is_inference_mode() -> bool:
     return getattr(_state, "prepared", None) is not None
 
 
+def prepares(array: Any) -> bool:
+    """Whether :func:`prepared` keeps values made from ``array`` here: inside ``inference_mode()``
+    and a NumPy array.  Layers that choose differently when a preparation is paid once ask this."""
+    return is_inference_mode() and isinstance(array, np.ndarray)
+
+
 def prepared(key: Any, sources: tuple, make: Callable[[], Any]) -> Any:
     """``make()``, computed from the arrays ``sources`` (None entries allowed); inside
     ``inference_mode()``, the value made the first time for ``key`` from these very arrays,
     which stay read-only until the block ends.  Outside, or with a CuPy source, just ``make()``."""
-    cache = getattr(_state, "prepared", None)
     arrays = [a for a in sources if a is not None]
-    if cache is None or not all(isinstance(a, np.ndarray) for a in arrays):
+    if not all(prepares(a) for a in arrays):
         return make()
+    cache = _state.prepared
     entry = cache.get(key)
     if entry is not None and len(entry[0]) == len(sources) and all(a is b for a, b in zip(entry[0], sources)):
         return entry[1]

@@ -28,7 +28,7 @@ filters are made once for the whole block.  Otherwise it is just ``relu(bn(conv(
 from __future__ import annotations
 
 from .. import backend, kernels
-from ..grad_mode import is_grad_enabled, is_inference_mode, prepared
+from ..grad_mode import is_grad_enabled, prepared, prepares
 from ..ops.conv import conv2d_affine
 from ..tensor import Tensor
 from .activation import ReLU
@@ -99,7 +99,7 @@ def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
     tensors = (x, conv.weight, conv.bias, bn.weight, bn.bias)
     if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return False
-    if is_inference_mode() and not backend.is_cuda_array(x.data):
+    if prepares(conv.weight.data):
         return True  # the folded filters are prepared once for the whole block: always cheaper
     N, C_out, OH, OW = _output_shape(conv, x)
     return 16 * conv.in_channels * conv.out_channels <= N * C_out * OH * OW

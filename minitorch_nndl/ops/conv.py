@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from .. import backend, kernels
 from ..autograd import Context, Function
-from ..grad_mode import is_inference_mode, no_grad, prepared
+from ..grad_mode import no_grad, prepared, prepares
 from ..kernels import parallel, workspace
 from ..tensor import Tensor
 from .validate import Pair, pair
@@ -240,8 +240,7 @@ class Conv2d(Function):
         OH, OW = _output_hw(geometry)
         x_rows = _channels_last(x)  # (N, H, W, C)
         images = _images_per_thread(x, N)
-        prepares = is_inference_mode() and not backend.is_cuda_array(x)  # U made once (NumPy only)
-        min_tiles = MIN_PREPARED_WINOGRAD_TILES if prepares else MIN_WINOGRAD_TILES
+        min_tiles = MIN_PREPARED_WINOGRAD_TILES if prepares(weight) else MIN_WINOGRAD_TILES  # U made once?
         winograd = _winograd_applies(geometry, geometry.padding, images, (OH, OW), weight.shape[:2], min_tiles)
         if winograd:
             per_chunk = _winograd_images_per_chunk(x, N, (OH, OW), x.shape[1])
