@@ -84,7 +84,7 @@ def test_a_replaced_weight_array_is_used_and_an_error_inside_unlocks_everything(
     conv = nn.Conv2d(16, 16, 3, padding=1, bias=False, dtype=mt.float64)
     x = mt.randn(16, 16, 8, 8, dtype=mt.float64)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv_module, "MIN_PREPARED_WINOGRAD_TILES", 1)
+        patch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
         with pytest.raises(RuntimeError, match="boom"), mt.inference_mode():
             first = conv(x).numpy()
             conv.weight.data = conv.weight.data * 2  # a new array: what was prepared from the old one is not used
@@ -98,7 +98,7 @@ def test_nested_blocks_share_the_preparations_and_it_works_as_a_decorator(monkey
     mt.manual_seed(2)
     conv = nn.Conv2d(16, 16, 3, padding=1, bias=False)
     x = mt.randn(16, 16, 8, 8)
-    monkeypatch.setattr(conv_module, "MIN_PREPARED_WINOGRAD_TILES", 1)
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
     counter = CountTransforms(monkeypatch)
 
     @mt.inference_mode()

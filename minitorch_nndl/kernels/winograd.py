@@ -33,13 +33,19 @@ The backward is backpropagation through these same three steps, each one's adjoi
 so the weight gradient too costs 2.25x fewer multiplications than im2row's GEMM, and the
 input and weight gradients share dM.
 
+The filter transform and its adjoint are small matrix products too: flattened row by
+row, G g G^T is K @ g with the Kronecker product K = G (x) G (16 x 9), so the
+transforms of all C_out * C_in filter pairs are one batched matmul (and dg = K^T @ dU).
+
 Everything here is channels-last: x (N, H, W, C), the result (N, OH, OW, C_out).
-The transforms are written as strided slices, so they run on NumPy and CuPy alike.
+The tile transforms are written as strided slices, so they run on NumPy and CuPy alike.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from .. import backend
 from . import parallel, workspace
@@ -56,69 +62,62 @@ def applies(kernel_size: Pair, stride: Pair, dilation: Pair) -> bool:
     return kernel_size == (3, 3) and stride == (1, 1) and dilation == (1, 1)
 
 
-def _filter_rows(g0: Any, g1: Any, g2: Any, out: list) -> None:
-    """out[0..3] = G (g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2, elementwise."""
-    xp = backend.xp_of(g0)
-    half = g0.dtype.type(0.5)
-    xp.add(g0, g2, out=out[1])
-    out[1] *= half  # (g0 + g2)/2
-    xp.multiply(g1, half, out=out[3])  # g1/2, until out[3] gets g2
-    xp.subtract(out[1], out[3], out=out[2])
-    out[1] += out[3]
-    out[0][...] = g0
-    out[3][...] = g2
+def filter_transform_matrix() -> np.ndarray:
+    """K = G (x) G (16, 9), the Kronecker product: K[4a + b, 3k + l] = G[a, k] G[b, l].
+
+    Flattened row by row, U = G g G^T is K @ g: entry (a, b) of U is
+    sum over k, l of G[a, k] g[k, l] G[b, l].  So every filter pair's transform is one
+    small matrix product, and all of them together are one batched matmul (the adjoint,
+    G^T dU G, is K^T @ dU)."""
+    G = np.array(FILTER_TRANSFORM)
+    return (G[:, None, :, None] * G[None, :, None, :]).reshape(16, 9)
 
 
-def _filter_rows_adjoint(d0: Any, d1: Any, d2: Any, d3: Any, out: list) -> None:
-    """out[0..2] = G^T (d0, d1, d2, d3): d0 + (d1 + d2)/2, (d1 - d2)/2, (d1 + d2)/2 + d3."""
-    xp = backend.xp_of(d0)
-    half = d0.dtype.type(0.5)
-    xp.subtract(d1, d2, out=out[1])
-    out[1] *= half
-    xp.add(d1, d2, out=out[0])
-    out[0] *= half  # (d1 + d2)/2
-    xp.add(out[0], d3, out=out[2])
-    out[0] += d0
+_matrices: dict[tuple[str, str], Any] = {}
+
+
+def _filter_matrix(like: Any) -> Any:
+    """K of :func:`filter_transform_matrix` in ``like``'s dtype, on its device (made once per
+    device and dtype: a CuPy copy from the host would wait for the GPU on every call)."""
+    key = (backend.device_of(like), like.dtype.str)
+    if key not in _matrices:
+        _matrices[key] = backend.asarray(filter_transform_matrix(), dtype=like.dtype, device=key[0])
+    return _matrices[key]
 
 
 def transform_filter(weight: Any, scale: Any = None) -> Any:
     """U (16, C_in, C_out) from weight (C_out, C_in, 3, 3): U[4a+b] = (G g G^T)[a, b] per filter pair
     (times ``scale[o]`` for output channel o when a (C_out,) ``scale`` is given).
 
-    G along the filter rows, then along the columns, as slice expressions over the filters
-    channels-last, (C_out, 3, 3, C_in) (a view when the weight is stored that way, as
-    ``nn.Conv2d`` stores it), split over threads by output channel.  The result is a
-    (16, C_in, C_out) view of a (C_out, 16, C_in) array: each GEMM reads its U[a, b]
-    transposed, at no cost."""
+    With the filters channels-last, (C_out, 9, C_in) (a view when the weight is stored that
+    way, as ``nn.Conv2d`` stores it), that is K @ g[o] for every output channel o: one
+    batched matmul, split over threads by output channel.  The result is a (16, C_in, C_out)
+    view of a (C_out, 16, C_in) array: each GEMM reads its U[a, b] transposed, at no cost."""
     xp = backend.xp_of(weight)
     C_out, C_in = weight.shape[:2]
     g = weight.transpose(0, 2, 3, 1)  # (C_out, 3, 3, C_in)
-    U = xp.empty((C_out, 4, 4, C_in), dtype=weight.dtype)
+    K = _filter_matrix(weight)
+    U = xp.empty((C_out, 16, C_in), dtype=weight.dtype)
 
     def transform(i: int, j: int) -> None:
-        rows = workspace.scratch("winograd.filter", (j - i, 4, 3, C_in), weight.dtype, like=weight)  # G g
-        _filter_rows(g[i:j, 0], g[i:j, 1], g[i:j, 2], [rows[:, a] for a in range(4)])
+        xp.matmul(K, g[i:j].reshape(j - i, 9, C_in), out=U[i:j])
         if scale is not None:
-            rows *= scale[i:j].reshape(-1, 1, 1, 1)
-        _filter_rows(rows[:, :, 0], rows[:, :, 1], rows[:, :, 2], [U[i:j, :, b] for b in range(4)])  # (G g) G^T
+            U[i:j] *= scale[i:j].reshape(-1, 1, 1)
 
     parallel.for_batch_ranges(transform, C_out, weight)
-    return U.reshape(C_out, 16, C_in).transpose(1, 2, 0)
+    return U.transpose(1, 2, 0)
 
 
 def filter_gradient(dU: Any) -> Any:
     """dL/dg (C_out, C_in, 3, 3) from dL/dU (16, C_out, C_in): the adjoint of :func:`transform_filter`,
-    G^T dU G per filter pair, along the rows and then the columns.  The result is a view of
-    a channels-last (C_out, 3, 3, C_in) array, the memory order of ``nn.Conv2d``'s weight."""
+    G^T dU G per filter pair, which is K^T @ dU[:, o] for every output channel o (one batched
+    matmul).  The result is a view of a channels-last (C_out, 3, 3, C_in) array, the memory
+    order of ``nn.Conv2d``'s weight."""
     xp = backend.xp_of(dU)
     C_out, C_in = dU.shape[1:]
-    d = dU.reshape(4, 4, C_out, C_in)
-    rows = workspace.scratch("winograd.filter", (3, 4, C_out, C_in), dU.dtype, like=dU)  # G^T dU
-    _filter_rows_adjoint(d[0], d[1], d[2], d[3], [rows[i] for i in range(3)])
-    dg = xp.empty((C_out, 3, 3, C_in), dtype=dU.dtype)
-    for i in range(3):  # (G^T dU) G
-        _filter_rows_adjoint(rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], [dg[:, i, j] for j in range(3)])
-    return dg.transpose(0, 3, 1, 2)
+    dg = xp.empty((C_out, 9, C_in), dtype=dU.dtype)
+    xp.matmul(_filter_matrix(dU).T, dU.transpose(1, 0, 2), out=dg)
+    return dg.reshape(C_out, 3, 3, C_in).transpose(0, 3, 1, 2)
 
 
 def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
@@ -302,4 +301,12 @@ def conv3x3_backward(
     return dU
 
 
-__all__ = ["FILTER_TRANSFORM", "applies", "conv3x3", "conv3x3_backward", "filter_gradient", "transform_filter"]
+__all__ = [
+    "FILTER_TRANSFORM",
+    "applies",
+    "conv3x3",
+    "conv3x3_backward",
+    "filter_gradient",
+    "filter_transform_matrix",
+    "transform_filter",
+]

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from .. import backend, kernels
 from ..autograd import Context, Function
-from ..grad_mode import no_grad, prepared, prepares
+from ..grad_mode import no_grad, prepared
 from ..kernels import parallel, workspace
 from ..tensor import Tensor
 from .validate import Pair, pair
@@ -108,29 +108,28 @@ def _images_per_chunk(array: Any, geometry: ConvGeometry, out_hw: Pair) -> int:
 
 
 USE_WINOGRAD = True
-MIN_WINOGRAD_TILES = 256
+MIN_WINOGRAD_TILES = 64
 MIN_WINOGRAD_CHANNELS = 16
 """Stride-1 3x3 convolutions (forward and backward) by Winograd's F(2x2, 3x3)
 (:mod:`minitorch_nndl.kernels.winograd`) when each of its 16 GEMMs gets at least
 ``MIN_WINOGRAD_TILES`` tiles and both channel counts are at least
 ``MIN_WINOGRAD_CHANNELS``; False: always im2row + one GEMM.  Measured on 2 cores
-(``benchmarks/bench_conv_layers.py``, forward + backward in ms, im2row vs Winograd): the
-3 -> 64 stem at 32x32 loses (2.6 vs 5.9 for 32 images: its transforms cost more than its
-tiny GEMM saves); 512 channels at 4x4 loses with 64 tiles per GEMM (26 vs 29, 32 images)
-and wins with 256 (73 vs 60, 128 images); 256 channels at 8x8 wins with 256 (22 vs 20)."""
-
-MIN_PREPARED_WINOGRAD_TILES = 64
-"""The same bound inside ``inference_mode()``, where U is made once for many batches: then
-only the GEMMs and the tile transforms count.  Measured (ResNet18-CIFAR evaluation at batch 32,
-2 cores, U prepared once): the 512-channel 4x4 layers with 64 tiles per GEMM took the whole
-forward from 100.8 to 96.8 ms (median) by Winograd; each of its GEMMs (64 x 512 x 512) ran in
-3.3 ms of one core against 5.8 ms for im2row's (256 x 4608 x 512)."""
+(forward + backward + batch norm + ReLU of one layer, ms, im2row vs Winograd): 512 channels
+at 4x4 win with 64 tiles per GEMM (32 images: 21.9 vs 19.5) and lose with 32 (16 images:
+13.2 vs 14.5); 256 channels at 8x8 win with 128 (16 images: 11.7 vs 9.5).  Inside
+``inference_mode()``, where U is made once, 32 tiles break even (3.9 vs 4.1 ms) and 16 lose.
+Before the filter transform became one batched matmul (:func:`~minitorch_nndl.kernels.winograd.transform_filter`),
+it took 2.6 ms for 512 x 512 filters instead of 0.4, and the bound was 256 tiles.  The
+3 -> 64 stem loses (2.6 vs 5.9 ms for 32 images: its transforms cost more than its tiny
+GEMM saves), hence the channel bound."""
 
 WINOGRAD_CHUNK_BYTES = 2 * 2**20
+WINOGRAD_CHUNK_TILES = 256
 """Winograd's chunks hold about this many bytes of transformed tiles V (and as many of their
-products M): two images of ResNet18's 32x32 layer with 64 channels.  Measured on one core,
-16 such images took 6.9-7.3 ms in chunks of 1 or 2 images, 8.0-8.3 in chunks of 4 and 10 in
-chunks of 8: the smaller V and M stay in the core's cache between the transforms and the GEMMs."""
+products M): two images of ResNet18's 32x32 layer with 64 channels, but at least
+``WINOGRAD_CHUNK_TILES`` tiles when the range has them, so each GEMM stays large.  Measured on
+one core, 16 such images took 6.9-7.3 ms in chunks of 1 or 2 images, 8.0-8.3 in chunks of 4 and
+10 in chunks of 8: the smaller V and M stay in the core's cache between the transforms and the GEMMs."""
 
 CHUNK_BYTES = 2 * 2**20
 MIN_CHUNK_ROWS = 1024
@@ -240,8 +239,7 @@ class Conv2d(Function):
         OH, OW = _output_hw(geometry)
         x_rows = _channels_last(x)  # (N, H, W, C)
         images = _images_per_thread(x, N)
-        min_tiles = MIN_PREPARED_WINOGRAD_TILES if prepares(weight) else MIN_WINOGRAD_TILES  # U made once?
-        winograd = _winograd_applies(geometry, geometry.padding, images, (OH, OW), weight.shape[:2], min_tiles)
+        winograd = _winograd_applies(geometry, geometry.padding, images, (OH, OW), weight.shape[:2])
         if winograd:
             per_chunk = _winograd_images_per_chunk(x, N, (OH, OW), x.shape[1])
         else:
@@ -388,11 +386,9 @@ class Conv2d(Function):
         return dx, dw
 
 
-def _winograd_applies(
-    geometry: ConvGeometry, padding: Pair, images: int, out_hw: Pair, channels: Pair, min_tiles: int | None = None
-) -> bool:
+def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw: Pair, channels: Pair) -> bool:
     """Winograd for this (ungrouped) convolution with this padding: a stride-1 3x3 kernel,
-    padding 0..2, at least ``min_tiles`` (default ``MIN_WINOGRAD_TILES``) tiles in each of its
+    padding 0..2, at least ``MIN_WINOGRAD_TILES`` tiles in each of its
     16 GEMMs when ``images`` images go through at a time (smaller GEMMs run too far below the BLAS's peak),
     and at least ``MIN_WINOGRAD_CHANNELS`` of each of ``channels`` (C_out, C_in): with fewer,
     the tile transforms cost more than the multiplications they save."""
@@ -402,7 +398,7 @@ def _winograd_applies(
         USE_WINOGRAD
         and kernels.winograd.applies(kernel_size, stride, dilation)
         and 0 <= min(padding) <= max(padding) <= 2
-        and tiles >= (MIN_WINOGRAD_TILES if min_tiles is None else min_tiles)
+        and tiles >= MIN_WINOGRAD_TILES
         and min(channels) >= MIN_WINOGRAD_CHANNELS
     )
 
@@ -410,12 +406,12 @@ def _winograd_applies(
 def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) -> int:
     """How many images one Winograd call transforms (the whole batch on a GPU): about
     ``WINOGRAD_CHUNK_BYTES`` of transformed input tiles V (16 values per tile and input
-    channel), but at least ``MIN_WINOGRAD_TILES`` tiles, so each of the 16 GEMMs stays large."""
+    channel), but at least ``WINOGRAD_CHUNK_TILES`` tiles, so each of the 16 GEMMs stays large."""
     if backend.is_cuda_array(array):
         return N
     tiles = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
     per_image = 16 * tiles * channels * array.dtype.itemsize
-    enough_tiles = -(-MIN_WINOGRAD_TILES // tiles)
+    enough_tiles = -(-WINOGRAD_CHUNK_TILES // tiles)
     return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
 
 
