@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitorch_nndl as mt
-from minitorch_nndl.ops.norm import batch_norm
+from minitorch_nndl.ops.norm import _Layout, batch_norm
 
 shapes = st.one_of(
     st.tuples(st.integers(2, 5), st.integers(1, 3)),
@@ -86,6 +86,48 @@ def test_fused_equals_composed_values_and_grads(shape, training):
         results.append((y.numpy(), x.grad, wi.grad, bi.grad))
     for fused_value, composed_value in zip(*results):
         np.testing.assert_allclose(fused_value, composed_value, rtol=1e-10, atol=1e-12)
+
+
+def channels_last(array, device="cpu"):
+    """A Tensor of ``array`` (N, C, H, W) whose memory is (N, H, W, C), as a convolution's output is."""
+    return mt.tensor(np.ascontiguousarray(array.transpose(0, 2, 3, 1)), dtype=mt.float64, device=device).permute(
+        0, 3, 1, 2
+    )
+
+
+four_d = st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).filter(
+    lambda s: s[0] * s[2] * s[3] > 1
+)
+
+
+@given(shape=four_d, training=st.booleans())
+def test_channels_last_memory_gives_the_same_values_gradients_and_statistics(shape, training, device):
+    """Channels-last inputs and gradients take the row passes (a per-channel vector repeated
+    along each image, sums as matrix-vector products): the results must not change."""
+    rng = np.random.default_rng(5)
+    x_np, g_np = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    results = []
+    for layout in (channels_last, lambda a, device: mt.tensor(a, dtype=mt.float64, device=device)):
+        x, g = layout(x_np, device), layout(g_np, device)
+        x.requires_grad_()
+        if layout is channels_last:  # the row passes are for NumPy arrays
+            assert _Layout.of(x.data).rows == (device == "cpu")
+        w, b, rm, rv = params(shape[1], device)
+        w.requires_grad_()
+        b.requires_grad_()
+        y = batch_norm(x, rm, rv, w, b, training=training)
+        y.backward(g)
+        arrays = [t.data if isinstance(t, mt.Tensor) else t for t in (y, x.grad, w.grad, b.grad, rm, rv)]
+        results.append([mt.backend.to_numpy(a) for a in arrays])
+    for rows_value, plain_value in zip(*results):
+        np.testing.assert_allclose(rows_value, plain_value, rtol=1e-10, atol=1e-12)
+
+
+@given(shape=four_d, training=st.booleans())
+def test_batch_norm_gradcheck_channels_last(shape, training, device):
+    x = channels_last(np.random.default_rng(6).standard_normal(shape) * 2 + 1, device)
+    w, b, rm, rv = params(shape[1], device)
+    assert mt.gradcheck(lambda x, w, b: batch_norm(x, rm, rv, w, b, training=training), [x, w, b])
 
 
 @pytest.mark.parametrize("shape", [(64, 3), (8, 3, 5, 4)])

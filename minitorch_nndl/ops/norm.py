@@ -28,7 +28,7 @@ y is affine in x and  dL/dx_i = gamma g_i / sqrt(running_var + eps).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import backend
 from ..autograd import Context, Function
@@ -36,10 +36,50 @@ from ..kernels import parallel
 from ..tensor import Tensor
 
 
-def _channel_dot(a: Any, b: Any) -> Any:
-    """sum over every axis but the channels (axis 1) of a * b, without an a * b temporary."""
-    subscripts = "nc,nc->c" if a.ndim == 2 else "nchw,nchw->c"
-    return backend.xp_of(a).einsum(subscripts, a, b)
+class _Layout(NamedTuple):
+    """How BatchNorm's passes see its arrays.
+
+    An activation from a convolution is channels-last in memory (N, H, W, C) under its NCHW
+    shape.  A per-channel vector broadcast against it as (1, C, 1, 1) makes NumPy loop over
+    runs of only C values; viewed as rows (N, H*W*C), against the vector repeated H*W times,
+    the same pass runs over whole images (measured, 1M float32 values with 64 channels:
+    0.10 instead of 0.21 ms for a subtraction).  And a per-channel sum over the rows is a
+    matrix-vector product, ones @ (N*H*W, C) (0.06 instead of 0.26 ms for ``sum(axis=(0, 2, 3))``).
+    ``rows`` is False for anything else (a 2-D input, NCHW memory, CuPy arrays), which keeps the
+    plain broadcasts."""
+
+    rows: bool
+    shape: tuple[int, ...]  # a per-channel vector's shape for NCHW broadcasting
+    repeat: int  # H*W: how often the row repeats the vector
+
+    @staticmethod
+    def of(x: Any) -> _Layout:
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        rows = x.ndim == 4 and not backend.is_cuda_array(x) and x.transpose(0, 2, 3, 1).flags.c_contiguous
+        return _Layout(bool(rows), shape, x.shape[2] * x.shape[3] if rows else 1)
+
+    def view(self, a: Any) -> Any:
+        """``a`` (an array laid out like x) as the passes index it: rows (N, H*W*C), or itself."""
+        return a.transpose(0, 2, 3, 1).reshape(a.shape[0], -1) if self.rows else a
+
+    def vector(self, v: Any) -> Any:
+        """A per-channel vector (C,) ready to broadcast against :meth:`view`'s arrays."""
+        return backend.xp_of(v).tile(v, self.repeat) if self.rows else v.reshape(self.shape)
+
+    def channel_sum(self, a: Any) -> Any:
+        """sum over every axis but the channels of ``a``, a :meth:`view` (or a part of one along the batch)."""
+        if not self.rows:
+            return a.sum(axis=(0,) if a.ndim == 2 else (0, 2, 3))
+        positions = a.reshape(-1, a.shape[1] // self.repeat)  # (n*H*W, C)
+        return backend.xp_of(a).ones(positions.shape[0], dtype=a.dtype) @ positions
+
+    def channel_dot(self, a: Any, b: Any) -> Any:
+        """sum over every axis but the channels of a * b, without an a * b temporary."""
+        if self.rows:
+            C = a.shape[1] // self.repeat
+            return backend.xp_of(a).einsum("nc,nc->c", a.reshape(-1, C), b.reshape(-1, C))
+        subscripts = "nc,nc->c" if a.ndim == 2 else "nchw,nchw->c"
+        return backend.xp_of(a).einsum(subscripts, a, b)
 
 
 class BatchNorm(Function):
@@ -66,18 +106,26 @@ class BatchNorm(Function):
     ) -> Any:
         xp = backend.xp_of(x)
         N = x.shape[0]
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # broadcasts a per-channel vector against x
         count = x.size // x.shape[1]
         y = xp.empty_like(x)  # x's memory order (channels-last stays channels-last)
+        layout = _Layout.of(x)
+        X, Y = layout.view(x), layout.view(y)
         # Each pass below runs over ranges of the batch, one per thread of kernels.parallel.
         split = parallel.MIN_SPLIT_ELEMENTS  # smaller inputs go through each pass in one call
         if use_batch_stats:
-            mean = parallel.sum_over_batch_ranges(lambda i, j: x[i:j].sum(axis=axes), N, x, split) / x.dtype.type(count)
+            # one call, in this thread: as a matrix-vector product the sum is quicker than
+            # handing a range to another thread (about 60 us there and back)
+            mean = (
+                layout.channel_sum(X)
+                if layout.rows
+                else parallel.sum_over_batch_ranges(lambda i, j: layout.channel_sum(X[i:j]), N, x, split)
+            )
+            mean /= x.dtype.type(count)
+            mean_vector = layout.vector(mean)
 
             def centre(i: int, j: int) -> Any:  # y = x - mu, and the sum of its squares
-                xp.subtract(x[i:j], mean.reshape(shape), out=y[i:j])
-                return _channel_dot(y[i:j], y[i:j])
+                xp.subtract(X[i:j], mean_vector, out=Y[i:j])
+                return layout.channel_dot(Y[i:j], Y[i:j])
 
             var = parallel.sum_over_batch_ranges(centre, N, x, split) / x.dtype.type(count)  # biased: it normalizes
             if update_running:
@@ -90,67 +138,74 @@ class BatchNorm(Function):
             mean = running_mean.astype(x.dtype, copy=False)
             var = running_var.astype(x.dtype, copy=False)
         inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-        scale = (inv_std if weight is None else inv_std * weight).reshape(shape)
+        scale = inv_std if weight is None else inv_std * weight
+        scale_vector = layout.vector(scale)
         if use_batch_stats:  # y holds x - mu already: y = gamma (x - mu) / sigma + beta in place
+            bias_vector = None if bias is None else layout.vector(bias)
 
             def normalize(i: int, j: int) -> None:
-                y[i:j] *= scale
-                if bias is not None:
-                    y[i:j] += bias.reshape(shape)
+                Y[i:j] *= scale_vector
+                if bias_vector is not None:
+                    Y[i:j] += bias_vector
 
         else:  # constant statistics: y = x * scale + shift in two passes, as PyTorch computes it
-            shift = -mean.reshape(shape) * scale
+            shift = -mean * scale
             if bias is not None:
-                shift += bias.reshape(shape)
+                shift += bias
+            shift_vector = layout.vector(shift)
 
             def normalize(i: int, j: int) -> None:
-                xp.multiply(x[i:j], scale, out=y[i:j])
-                y[i:j] += shift
+                xp.multiply(X[i:j], scale_vector, out=Y[i:j])
+                Y[i:j] += shift_vector
 
         parallel.for_batch_ranges(normalize, N, x, split)
         if ctx.needs_input_grad:
             ctx.save_for_backward(x, mean, inv_std, weight)
-            ctx.axes, ctx.shape, ctx.count, ctx.batch_stats = axes, shape, count, use_batch_stats
+            ctx.count, ctx.batch_stats = count, use_batch_stats
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         x, mean, inv_std, weight = ctx.saved_tensors
-        axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
         xp = backend.xp_of(grad)
         N = grad.shape[0]
         dx = dweight = dbias = None
         centre = needs[1] or (needs[0] and ctx.batch_stats)
         split = parallel.MIN_SPLIT_ELEMENTS
+        layout = _Layout.of(x) if _Layout.of(grad).rows else _Layout.of(grad)  # rows only if both are
+        X, G = layout.view(x), layout.view(grad)
         if centre:
             centred = xp.empty_like(x)  # x - mu = xhat * sigma; becomes dL/dx below
+            CENTRED = layout.view(centred)
+            mean_vector = layout.vector(mean)
 
         def sums(i: int, j: int) -> Any:  # per channel: sum g, and sum g (x - mu)
             if not centre:
-                return grad[i:j].sum(axis=axes)
-            xp.subtract(x[i:j], mean.reshape(shape), out=centred[i:j])
-            return xp.stack([grad[i:j].sum(axis=axes), _channel_dot(grad[i:j], centred[i:j])])
+                return layout.channel_sum(G[i:j])
+            xp.subtract(X[i:j], mean_vector, out=CENTRED[i:j])
+            return xp.stack([layout.channel_sum(G[i:j]), layout.channel_dot(G[i:j], CENTRED[i:j])])
 
         totals = parallel.sum_over_batch_ranges(sums, N, grad, split)
         grad_sum, grad_xhat_sum = (totals[0], totals[1] * inv_std) if centre else (totals, None)
         if needs[0]:
-            scale = (inv_std if weight is None else weight * inv_std).reshape(shape)  # gamma / sigma
+            scale = inv_std if weight is None else weight * inv_std  # gamma / sigma
             if ctx.batch_stats:
                 m = grad.dtype.type(ctx.count)
                 dx = centred
-                along_xhat = (-inv_std * grad_xhat_sum / m).reshape(shape)
-                mean_grad = (grad_sum / m).reshape(shape)
+                along_xhat = layout.vector(-inv_std * grad_xhat_sum / m)
+                mean_grad = layout.vector(grad_sum / m)
+                scale_vector = layout.vector(scale)
 
                 def input_gradient(i: int, j: int) -> None:  # (g - sum(g)/M - xhat sum(g xhat)/M) gamma/sigma
-                    dx[i:j] *= along_xhat
-                    dx[i:j] += grad[i:j]
-                    dx[i:j] -= mean_grad
-                    dx[i:j] *= scale
+                    CENTRED[i:j] *= along_xhat
+                    CENTRED[i:j] += G[i:j]
+                    CENTRED[i:j] -= mean_grad
+                    CENTRED[i:j] *= scale_vector
 
                 parallel.for_batch_ranges(input_gradient, N, grad, split)
             else:
-                dx = grad * scale
+                dx = grad * scale.reshape(layout.shape)
         if weight is not None and needs[1]:
             dweight = grad_xhat_sum
         if needs[2]:
