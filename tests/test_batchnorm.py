@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minitorch_nndl as mt
@@ -197,3 +197,60 @@ def test_float32_stays_float32(training, device):
 def test_batch_norm_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def composed_end_of_block(x, w, b, rm, rv, training, residual, relu):
+    y = batch_norm(x, rm, rv, w, b, training=training)
+    if residual is not None:
+        y = y + residual
+    return y.relu() if relu else y
+
+
+@given(shape=four_d, training=st.booleans(), with_residual=st.booleans(), relu=st.booleans(), memory=st.booleans())
+def test_residual_and_relu_inside_equal_the_separate_ops(shape, training, with_residual, relu, memory, device):
+    """relu(batch_norm(x) + r) as one op: the same values, gradients (x, gamma, beta, r) and
+    running statistics as the three ops, channels-last or NCHW memory."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(shape) for _ in range(3)]  # x, r, the incoming gradient
+    make = channels_last if memory else (lambda a, device: mt.tensor(a, dtype=mt.float64, device=device))
+    results = []
+    for fused in (True, False):
+        x, r, g = (make(a, device) for a in arrays)
+        x.requires_grad_()
+        r.requires_grad_()
+        w, b, rm, rv = params(shape[1], device)
+        w.requires_grad_()
+        b.requires_grad_()
+        residual = r if with_residual else None
+        if fused:
+            y = batch_norm(x, rm, rv, w, b, training=training, residual=residual, relu=relu)
+        else:
+            y = composed_end_of_block(x, w, b, rm, rv, training, residual, relu)
+        y.backward(g)
+        tensors = (y, x.grad, w.grad, b.grad, rm, rv) + ((r.grad,) if with_residual else ())
+        results.append([mt.backend.to_numpy(t.data if isinstance(t, mt.Tensor) else t) for t in tensors])
+    for fused_value, separate_value in zip(*results):
+        np.testing.assert_allclose(fused_value, separate_value, rtol=1e-10, atol=1e-12)
+
+
+@given(shape=four_d, training=st.booleans())
+def test_batch_norm_with_residual_and_relu_gradcheck(shape, training, device):
+    rng = np.random.default_rng(9)
+    x = mt.tensor(rng.standard_normal(shape) * 2 + 1, dtype=mt.float64, device=device)
+    r = mt.tensor(rng.standard_normal(shape), dtype=mt.float64, device=device)
+    w, b, rm, rv = params(shape[1], device)
+    end = batch_norm(x, rm.detach().clone(), rv.detach().clone(), w, b, training=training, residual=r, relu=True)
+    assume(np.abs(end.numpy()).min() > 1e-3)  # away from the ReLU's kink, where differences jump
+
+    def fn(x, w, b, r):
+        return batch_norm(x, rm.detach().clone(), rv.detach().clone(), w, b, training=training, residual=r, relu=True)
+
+    assert mt.gradcheck(fn, [x, w, b, r])
+
+
+def test_a_residual_unlike_the_input_is_refused():
+    x = mt.randn(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"batch_norm: residual must be a Tensor like the input \(\(2, 3, 4, 4\)"):
+        batch_norm(x, None, None, training=True, residual=mt.randn(2, 3, 4, 1), relu=True)
+    with pytest.raises(ValueError, match="residual must be a Tensor like the input"):
+        batch_norm(x, None, None, training=True, residual=mt.randn(2, 3, 4, 4).double())

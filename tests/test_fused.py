@@ -256,3 +256,54 @@ def test_a_residual_that_only_broadcasts_or_promotes_takes_the_separate_ops(monk
         assert out.shape == expected.shape and out.dtype == expected.dtype
         np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
     assert folds.calls == 0
+
+
+@given(with_residual=st.booleans(), with_relu=st.booleans(), residual_grad=st.booleans())
+def test_in_training_the_block_end_is_one_batch_norm_op_with_the_same_gradients(
+    with_residual, with_relu, residual_grad, device
+):
+    """In training relu(bn(conv(x)) + r) is conv, then one BatchNorm op that adds r and applies
+    the ReLU (no Add or ReLU node); values and every gradient equal the separate modules'."""
+    rng = np.random.default_rng(11)
+    x_np, r_np, g_np = (rng.standard_normal(shape) for shape in ((3, 2, 6, 6), (3, 4, 6, 6), (3, 4, 6, 6)))
+    results = []
+    for together in (True, False):
+        conv, bn = make_pair(2, 4, 3, 1, 1, True, True, device=device, seed=2)
+        bn.train()
+        x = mt.tensor(x_np, dtype=mt.float64, device=device, requires_grad=True)
+        r = mt.tensor(r_np, dtype=mt.float64, device=device, requires_grad=residual_grad)
+        residual = r if with_residual else None
+        relu = nn.ReLU() if with_relu else None
+        if together:
+            y = nn.conv_bn(conv, bn, x, residual=residual, relu=relu)
+            if with_residual or with_relu:
+                assert y._node.function.__name__ == "BatchNorm"
+        else:
+            y = bn(conv(x))
+            y = y + residual if with_residual else y
+            y = relu(y) if with_relu else y
+        y.backward(mt.tensor(g_np, dtype=mt.float64, device=device))
+        grads = [x.grad, conv.weight.grad, conv.bias.grad, bn.weight.grad, bn.bias.grad]
+        grads += [r.grad] if with_residual and residual_grad else []
+        stats = [bn.running_mean.data, bn.running_var.data]
+        results.append([mt.backend.to_numpy(a) for a in [y.data, *grads, *stats]])
+    for together_value, separate_value in zip(*results):
+        np.testing.assert_allclose(together_value, separate_value, rtol=1e-10, atol=1e-12)
+
+
+def test_in_training_hooks_and_subclasses_keep_the_separate_modules():
+    conv, bn = make_pair(2, 4, 3, 1, 1, False, True, seed=3)
+    bn.train()
+    x = mt.randn(2, 2, 5, 5, dtype=mt.float64, requires_grad=True)
+    seen = []
+    handle = bn.register_forward_hook(lambda module, inputs, output: seen.append(module))
+    y = nn.conv_bn(conv, bn, x, relu=nn.ReLU())
+    assert seen == [bn] and y._node.function.__name__ == "ReLU"
+    handle.remove()
+
+    class MyReLU(nn.ReLU):
+        pass
+
+    assert nn.conv_bn(conv, bn, x, relu=MyReLU())._node.function.__name__ == "ReLU"
+    broadcasting = mt.randn(1, 4, 1, 1, dtype=mt.float64)  # adds fine, but is not like the output
+    assert nn.conv_bn(conv, bn, x, residual=broadcasting)._node.function.__name__ == "Add"

@@ -22,7 +22,10 @@ without groups and a plain ``BatchNorm2d`` in evaluation mode with running stati
 no gradient wanted, no forward hooks on either nor on the ReLU (they would not run), and
 filters that are smaller than the output (scaling U or W_rows costs a pass over the filters
 instead of one over the activation) unless inside ``inference_mode()``, where the scaled
-filters are made once for the whole block.  Otherwise it is just ``relu(bn(conv(x)) + residual)``.
+filters are made once for the whole block.  Otherwise it is ``relu(bn(conv(x)) + residual)``,
+and in training (or wherever it does not fold) the batch norm itself adds the residual and
+applies the ReLU in its normalizing pass (:func:`minitorch_nndl.ops.norm.batch_norm`'s
+``residual`` and ``relu``), so a residual block's end is one op, not three.
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
     """``bn(conv(x))``, then ``+ residual`` and the ``relu`` module when given; in evaluation without
     gradients, one convolution with the batch norm folded in and the rest applied chunk by chunk."""
     if not (_folds(conv, bn, x) and _fuses(relu, residual, conv, x)):
-        out = bn(conv(x))
+        z = conv(x)
+        if _normalizes_then(bn, relu, residual, z):  # training: one batch-norm op ends with + r and the ReLU
+            return bn.forward_fused(z, residual, relu is not None)
+        out = bn(z)
         if residual is not None:
             out = out + residual
         return out if relu is None else relu(out)
@@ -80,6 +86,23 @@ def _fuses(relu: Module | None, residual: Tensor | None, conv: Module, x: Tensor
     if not isinstance(residual, Tensor) or (is_grad_enabled() and residual.requires_grad):
         return False
     return residual.shape == _output_shape(conv, x) and residual.dtype == x.dtype and residual.device == x.device
+
+
+def _normalizes_then(bn: Module, relu: Module | None, residual: Tensor | None, z: Tensor) -> bool:
+    """Whether ``relu(bn(z) + residual)`` can be one batch-norm op (``BatchNorm2d.forward_fused``):
+    a plain ``BatchNorm2d`` and ``ReLU`` without forward hooks, and a residual Tensor exactly like z
+    (shape, dtype, device; it may need a gradient).  Anything else takes the separate modules."""
+    if type(bn) is not BatchNorm2d or bn._forward_hooks or (relu is None and residual is None):
+        return False
+    if relu is not None and (type(relu) is not ReLU or relu._forward_hooks):
+        return False
+    if residual is None:
+        return True
+    return isinstance(residual, Tensor) and (residual.shape, residual.dtype, residual.device) == (
+        z.shape,
+        z.dtype,
+        z.device,
+    )
 
 
 def _output_shape(conv: Module, x: Tensor) -> tuple[int, ...]:

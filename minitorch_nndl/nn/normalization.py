@@ -89,6 +89,13 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: expected {self.num_features} channels (axis 1), got input of shape {x.shape}")
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_fused(x)
+
+    def forward_fused(self, x: Tensor, residual: Tensor | None = None, relu: bool = False) -> Tensor:
+        """``relu(self(x) + residual)`` (each part optional) as one op: the residual is added and
+        the ReLU applied in the batch norm's own normalizing pass, gradients included (no arrays
+        for the sum nor for the ReLU's output).  Forward hooks do not run: ``nn.conv_bn`` calls it
+        only for a module without them."""
         self._check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -108,6 +115,8 @@ class _BatchNorm(Module):
             training=self.training,
             momentum=factor,
             eps=self.eps,
+            residual=None if residual is None else (residual.reshape(*residual.shape, 1) if squeeze else residual),
+            relu=relu,
         )
         if squeeze:
             y = y.reshape(*y.shape[:-1])

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from .. import backend
 from ..autograd import Context, Function
 from ..kernels import parallel
+from ..kernels.arrays import relu_into
 from ..tensor import Tensor
 
 
@@ -89,7 +90,12 @@ class BatchNorm(Function):
 
     The forward saves x, mu and 1/sigma, not xhat: one activation either way, and the
     backward recomputes x - mu in the array that becomes dL/dx, so xhat is never a
-    second activation-sized array held from the forward to the backward."""
+    second activation-sized array held from the forward to the backward.
+
+    With a ``residual`` r and ``relu`` it is z = max(y + r, 0) (what ends a residual block),
+    added and clamped in the normalizing pass itself, with no array for y + r nor a second one
+    for the ReLU.  Backward: the incoming gradient masked, g' = g * (z > 0), is dL/dr and goes
+    into the formulas above in place of g."""
 
     @staticmethod
     def forward(
@@ -103,6 +109,8 @@ class BatchNorm(Function):
         update_running: bool,
         momentum: float,
         eps: float,
+        residual: Any = None,
+        relu: bool = False,
     ) -> Any:
         xp = backend.xp_of(x)
         N = x.shape[0]
@@ -158,19 +166,35 @@ class BatchNorm(Function):
                 xp.multiply(X[i:j], scale_vector, out=Y[i:j])
                 Y[i:j] += shift_vector
 
-        parallel.for_batch_ranges(normalize, N, x, split)
+        def normalize_then(i: int, j: int) -> None:  # each range: normalized, then + r and max(., 0)
+            normalize(i, j)
+            if residual is not None:
+                y[i:j] += residual[i:j]
+            if relu:
+                relu_into(y[i:j], y[i:j])
+
+        parallel.for_batch_ranges(normalize_then, N, x, split)
         if ctx.needs_input_grad:
-            ctx.save_for_backward(x, mean, inv_std, weight)
+            ctx.save_for_backward(x, mean, inv_std, weight, y if relu else None)
             ctx.count, ctx.batch_stats = count, use_batch_stats
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        x, mean, inv_std, weight = ctx.saved_tensors
+        x, mean, inv_std, weight, out = ctx.saved_tensors
         needs = ctx.needs_input_grad
         xp = backend.xp_of(grad)
         N = grad.shape[0]
         dx = dweight = dbias = None
+        if out is not None:  # through the ReLU first: g' = g * (z > 0), into a fresh array
+            masked = xp.empty_like(out)  # the memory order of z (channels-last), whatever the grad's
+
+            def mask(i: int, j: int) -> None:
+                xp.greater(out[i:j], 0, out=masked[i:j])  # (faster than g * mask, which casts booleans)
+                masked[i:j] *= grad[i:j]
+
+            parallel.for_batch_ranges(mask, N, grad, parallel.MIN_SPLIT_ELEMENTS)
+            grad = masked
         centre = needs[1] or (needs[0] and ctx.batch_stats)
         split = parallel.MIN_SPLIT_ELEMENTS
         layout = _Layout.of(x) if _Layout.of(grad).rows else _Layout.of(grad)  # rows only if both are
@@ -210,7 +234,8 @@ class BatchNorm(Function):
             dweight = grad_xhat_sum
         if needs[2]:
             dbias = grad_sum
-        return dx, dweight, dbias, None, None
+        dresidual = grad if len(needs) > 9 and needs[9] else None  # dL/dr = g' (z = max(y + r, 0))
+        return dx, dweight, dbias, None, None, None, None, None, None, dresidual
 
 
 def batch_norm(
@@ -222,6 +247,8 @@ def batch_norm(
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
+    residual: Tensor | None = None,
+    relu: bool = False,
 ) -> Tensor:
     """Batch normalization of ``x`` (N, C) or (N, C, H, W) per channel C.
 
@@ -231,6 +258,8 @@ def batch_norm(
     *unbiased* batch variance, as PyTorch does.  ``training=False`` normalizes
     with the running statistics (or the batch's when they are None).
     ``weight`` (gamma) and ``bias`` (beta) are per-channel Tensors, or None.
+    ``residual`` (a Tensor like ``x``) and ``relu`` make it ``relu(batch_norm(x) + residual)``
+    in one op, gradients included (see :class:`BatchNorm`): the end of a residual block.
     """
     op = "batch_norm"
     if not isinstance(x, Tensor):
@@ -258,7 +287,22 @@ def batch_norm(
     use_batch_stats = bool(training) or running_mean is None
     if use_batch_stats and x.numel() // max(C, 1) <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input shape {x.shape}")
+    if residual is not None and (
+        not isinstance(residual, Tensor) or residual.shape != x.shape or residual.dtype != x.dtype
+    ):
+        given = f"{residual.shape} {residual.dtype}" if isinstance(residual, Tensor) else type(residual).__name__
+        raise ValueError(f"{op}: residual must be a Tensor like the input ({x.shape} {x.dtype}), got {given}")
     update_running = bool(training) and running_mean is not None
     return BatchNorm.apply(
-        x, weight, bias, running_mean, running_var, use_batch_stats, update_running, float(momentum), float(eps)
+        x,
+        weight,
+        bias,
+        running_mean,
+        running_var,
+        use_batch_stats,
+        update_running,
+        float(momentum),
+        float(eps),
+        residual,
+        bool(relu),
     )
