@@ -104,7 +104,7 @@ def transform_filter(weight: Any, scale: Any = None) -> Any:
         if scale is not None:
             U[i:j] *= scale[i:j].reshape(-1, 1, 1)
 
-    parallel.for_batch_ranges(transform, C_out, weight)
+    parallel.for_batch_ranges(transform, C_out, weight, parallel.MIN_SPLIT_ELEMENTS)  # small ones: one call
     return U.transpose(1, 2, 0)
 
 

@@ -186,15 +186,9 @@ class BatchNorm(Function):
         xp = backend.xp_of(grad)
         N = grad.shape[0]
         dx = dweight = dbias = None
+        incoming = grad
         if out is not None:  # through the ReLU first: g' = g * (z > 0), into a fresh array
-            masked = xp.empty_like(out)  # the memory order of z (channels-last), whatever the grad's
-
-            def mask(i: int, j: int) -> None:
-                xp.greater(out[i:j], 0, out=masked[i:j])  # (faster than g * mask, which casts booleans)
-                masked[i:j] *= grad[i:j]
-
-            parallel.for_batch_ranges(mask, N, grad, parallel.MIN_SPLIT_ELEMENTS)
-            grad = masked
+            grad = xp.empty_like(out)  # the memory order of z (channels-last), whatever the grad's
         centre = needs[1] or (needs[0] and ctx.batch_stats)
         split = parallel.MIN_SPLIT_ELEMENTS
         layout = _Layout.of(x) if _Layout.of(grad).rows else _Layout.of(grad)  # rows only if both are
@@ -205,6 +199,9 @@ class BatchNorm(Function):
             mean_vector = layout.vector(mean)
 
         def sums(i: int, j: int) -> Any:  # per channel: sum g, and sum g (x - mu)
+            if out is not None:  # the mask as 0/1 floats, then times g (faster than g * mask, which casts booleans)
+                xp.greater(out[i:j], 0, out=grad[i:j])
+                grad[i:j] *= incoming[i:j]
             if not centre:
                 return layout.channel_sum(G[i:j])
             xp.subtract(X[i:j], mean_vector, out=CENTRED[i:j])
