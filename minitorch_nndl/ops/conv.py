@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from .. import backend, kernels
 from ..autograd import Context, Function
-from ..grad_mode import no_grad, prepared
+from ..grad_mode import no_grad, prepared, prepares
 from ..kernels import parallel, workspace
 from ..tensor import Tensor
 from .validate import Pair, pair
@@ -245,11 +245,14 @@ class Conv2d(Function):
         else:
             per_chunk = _images_per_chunk(x, geometry, (OH, OW))
 
-        def make_filters() -> Any:  # Winograd's U, or W_rows (either with the channel scale in it)
+        def make_filters() -> Any:  # Winograd's U, or W_rows^T (either with the channel scale in it)
             if winograd:
                 return kernels.winograd.transform_filter(weight, channel_scale)
             rows = _weight_rows(weight)
-            return rows if channel_scale is None else rows * channel_scale.reshape(C_out, 1)
+            rows = rows if channel_scale is None else rows * channel_scale.reshape(C_out, 1)
+            # W_rows^T, the GEMM's right operand: a transposed view, or made contiguous when it is made
+            # once (inference mode): OpenBLAS runs rows @ (K, C_out) a few % faster than rows @ view
+            return xp.ascontiguousarray(rows.T) if prepares(weight) else rows.T
 
         # made once per inference_mode() block (and per kind), on every call otherwise
         filters = prepared(
@@ -267,7 +270,7 @@ class Conv2d(Function):
                 else:
                     rows = _rows_of(x_rows[start:stop], geometry, (OH, OW))
                     out_chunk = out_rows[start * OH * OW : stop * OH * OW]
-                    xp.matmul(rows, filters.T, out=out_chunk)
+                    xp.matmul(rows, filters, out=out_chunk)
                     if bias is not None:
                         out_chunk += bias
                 finish(out, start, stop)
