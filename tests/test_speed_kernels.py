@@ -331,3 +331,30 @@ def test_relu_against_a_row_of_zeros_equals_the_plain_maximum(layout):
     g = rng.standard_normal(array.shape).astype(np.float32)
     y.backward(mt.Tensor(g))
     np.testing.assert_array_equal(x.grad, g * (np.maximum(array, 0) > 0))
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", "a_slice_of_a_wider_array", "size_not_a_multiple"])
+def test_relu_over_memory_rows_equals_the_plain_maximum(layout):
+    """One block of memory goes through maximum as rows of ZEROS_ROW values against one row of
+    zeros; anything else (a strided slice, a size the row does not divide) takes the broadcast
+    path.  Either way: maximum(x, 0), NaN and -inf included, in x's memory order."""
+    from minitorch_nndl.kernels.arrays import ZEROS_ROW, _memory_rows, relu_into
+
+    rng = np.random.default_rng(8)
+    memory = rng.standard_normal((2, 8, 8, ZEROS_ROW // 32)).astype(np.float32)  # 2 * ZEROS_ROW values
+    memory.flat[:3] = [np.nan, -np.inf, np.inf]
+    array = {
+        "channels_last": memory.transpose(0, 3, 1, 2),
+        "contiguous": memory,
+        "a_slice_of_a_wider_array": memory[:, :, :, ::2],
+        "size_not_a_multiple": memory[:, :7],
+    }[layout]
+    takes_rows = layout in ("channels_last", "contiguous")
+    assert (_memory_rows(array) is not None) == takes_rows
+    out = np.empty_like(array)
+    assert relu_into(array, out) is out
+    np.testing.assert_array_equal(out, np.maximum(array, np.float32(0)))
+    assert out.strides == np.empty_like(array).strides
+    in_place = array.copy(order="K")
+    relu_into(in_place, in_place)
+    np.testing.assert_array_equal(in_place, np.maximum(array, np.float32(0)))

@@ -53,10 +53,42 @@ contiguous and has none for a scalar: measured (NumPy 2.4, AVX-512), 1M float32 
 channels-last took 0.34 ms against the scalar 0 and 0.19 ms against a (1, C, 1, 1) row of
 zeros; with a short innermost axis (4) the row is slower than the scalar, hence the minimum."""
 
+ZEROS_ROW = 4096
+"""Better still, an array that is one block of memory (as a conv output or a chunk of one is) is
+viewed as rows of ``ZEROS_ROW`` values in memory order, against one row of zeros: NumPy's loop
+then never restarts at a channel boundary (2 images of 64 channels at 32x32: 14 instead of 25 us;
+16 images: 107 instead of 178)."""
+
+_zero_rows: dict = {}
+
 
 def relu_into(x: Any, out: Any) -> Any:
-    """out = max(x, 0), elementwise (NaN stays NaN); returns ``out``.  See ``MIN_ZEROS_RUN``."""
-    return backend.xp_of(x).maximum(x, _zeros_along_memory(x), out=out)
+    """out = max(x, 0), elementwise (NaN stays NaN); returns ``out``.  See ``MIN_ZEROS_RUN``, ``ZEROS_ROW``."""
+    xp = backend.xp_of(x)
+    rows, out_rows = _memory_rows(x), _memory_rows(out)
+    if rows is not None and out_rows is not None and x.strides == out.strides:
+        xp.maximum(rows, _zero_row(x.dtype), out=out_rows)
+        return out
+    return xp.maximum(x, _zeros_along_memory(x), out=out)
+
+
+def _memory_rows(a: Any) -> Any:
+    """``a`` as (size / ZEROS_ROW, ZEROS_ROW) rows in its memory order, when a NumPy ``a`` is one
+    contiguous block (in some order of its axes) whose size ZEROS_ROW divides; else None."""
+    if backend.is_cuda_array(a) or a.ndim == 0 or a.size % ZEROS_ROW:
+        return None
+    in_memory_order = a.transpose(sorted(range(a.ndim), key=lambda k: -a.strides[k]))
+    return in_memory_order.reshape(-1, ZEROS_ROW) if in_memory_order.flags.c_contiguous else None
+
+
+def _zero_row(dtype: Any) -> Any:
+    """A read-only row of ZEROS_ROW zeros of ``dtype`` (made once per dtype)."""
+    row = _zero_rows.get(dtype)
+    if row is None:
+        row = backend.np.zeros(ZEROS_ROW, dtype=dtype)
+        row.flags.writeable = False
+        _zero_rows[dtype] = row
+    return row
 
 
 def _zeros_along_memory(x: Any) -> Any:
