@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import minitorch_nndl as mt
 from minitorch_nndl import kernels
 from minitorch_nndl.kernels import generic
+from minitorch_nndl.ops import conv as conv_module
 from minitorch_nndl.ops.conv import conv2d
 
 
@@ -95,6 +96,47 @@ def test_conv2d_gradcheck(case, device):
     _, (xt, wt, bt) = make_inputs(case, device=device)
     inputs = [xt, wt] + ([bt] if bt is not None else [])
     assert mt.gradcheck(lambda x, w, *b: conv2d(x, w, b[0] if b else None, **geometry(case)), inputs)
+
+
+@given(case=conv_cases(max_extra=2), channels_last=st.booleans())
+def test_conv2d_through_im2row_for_every_input_matches_the_reference_and_gradchecks(case, channels_last):
+    """The cases above have at most 2 input channels per group, so without groups they read their
+    input through im2col's columns (MAX_COLUMN_CHANNELS): here the same cases through im2row."""
+    (x, w, b), (xt, wt, bt) = make_inputs(case)
+    if channels_last:  # as a conv output is laid out
+        xt = mt.tensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), dtype=mt.float64).permute(0, 3, 1, 2)
+    inputs = [xt, wt] + ([bt] if bt is not None else [])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "MAX_COLUMN_CHANNELS", 0)
+        ref = naive_conv2d(x, w, b, case["stride"], case["padding"], case["dilation"], case["groups"])
+        np.testing.assert_allclose(conv2d(xt, wt, bt, **geometry(case)).numpy(), ref, rtol=1e-10, atol=1e-10)
+        assert mt.gradcheck(lambda x, w, *b: conv2d(x, w, b[0] if b else None, **geometry(case)), inputs)
+
+
+def test_the_rgb_stem_reads_columns_and_agrees_with_im2row(monkeypatch):
+    """3 input channels (the stem) read im2col's columns; 4 read im2row; both routes give the same
+    values and gradients (float64), with channels-last or NCHW inputs."""
+    geometry_of = lambda c: conv_module.ConvGeometry((2, c, 8, 8), (3, 3), (1, 1), (1, 1), (1, 1), 1)  # noqa: E731
+    assert conv_module._reads_columns(np.zeros(1), geometry_of(3))
+    assert not conv_module._reads_columns(np.zeros(1), geometry_of(4))
+    rng = np.random.default_rng(3)
+    x_np, w_np, g_np = rng.standard_normal((2, 3, 9, 7)), rng.standard_normal((5, 3, 3, 3)), None
+    results = []
+    for max_channels in (3, 0):
+        monkeypatch.setattr(conv_module, "MAX_COLUMN_CHANNELS", max_channels)
+        for memory in ("nchw", "nhwc"):
+            x = mt.tensor(x_np, dtype=mt.float64)
+            if memory == "nhwc":
+                x = mt.tensor(np.ascontiguousarray(x_np.transpose(0, 2, 3, 1)), dtype=mt.float64).permute(0, 3, 1, 2)
+            x.requires_grad_()
+            w = mt.tensor(w_np, dtype=mt.float64, requires_grad=True)
+            y = conv2d(x, w, None, stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+            g_np = rng.standard_normal(y.shape) if g_np is None else g_np
+            y.backward(mt.tensor(g_np, dtype=mt.float64))
+            results.append((y.numpy(), x.grad, w.grad))
+    for route in results[1:]:
+        for got, expected in zip(route, results[0]):
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_conv2d_gradcheck_non_square_fixed_case(device):
