@@ -74,35 +74,40 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
     return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
 
 
+def _plain_relu(relu: Module | None) -> bool:
+    """No ReLU, or a plain ``ReLU`` module without forward hooks (which would not run inside an op)."""
+    return relu is None or (type(relu) is ReLU and not relu._forward_hooks)
+
+
+def _exactly_like(residual: Tensor, shape: tuple[int, ...], like: Tensor) -> bool:
+    """Whether ``residual`` is a Tensor of ``shape`` with ``like``'s dtype and device (no broadcasting
+    nor promotion, which the separate ``+`` would do)."""
+    return isinstance(residual, Tensor) and (residual.shape, residual.dtype, residual.device) == (
+        shape,
+        like.dtype,
+        like.device,
+    )
+
+
 def _fuses(relu: Module | None, residual: Tensor | None, conv: Module, x: Tensor) -> bool:
-    """Whether the ReLU and the residual can go into the folded convolution: a plain ``ReLU``
-    module without hooks, and a residual Tensor exactly like the output (shape, dtype, device)
-    that needs no gradient; anything else (a hook, broadcasting, a promotion) takes the
-    separate ops, which handle it."""
-    if relu is not None and (type(relu) is not ReLU or relu._forward_hooks):
+    """Whether the ReLU and the residual can go into the folded convolution: a plain ReLU, and a
+    residual exactly like the output that needs no gradient; anything else (a hook, broadcasting,
+    a promotion) takes the separate ops, which handle it."""
+    if not _plain_relu(relu):
         return False
     if residual is None:
         return True
-    if not isinstance(residual, Tensor) or (is_grad_enabled() and residual.requires_grad):
-        return False
-    return residual.shape == _output_shape(conv, x) and residual.dtype == x.dtype and residual.device == x.device
+    wants_grad = isinstance(residual, Tensor) and is_grad_enabled() and residual.requires_grad
+    return not wants_grad and _exactly_like(residual, _output_shape(conv, x), x)
 
 
 def _normalizes_then(bn: Module, relu: Module | None, residual: Tensor | None, z: Tensor) -> bool:
     """Whether ``relu(bn(z) + residual)`` can be one batch-norm op (``BatchNorm2d.forward_fused``):
-    a plain ``BatchNorm2d`` and ``ReLU`` without forward hooks, and a residual Tensor exactly like z
-    (shape, dtype, device; it may need a gradient).  Anything else takes the separate modules."""
+    a plain ``BatchNorm2d`` without forward hooks, a plain ReLU, and a residual exactly like z (it
+    may need a gradient).  Anything else takes the separate modules."""
     if type(bn) is not BatchNorm2d or bn._forward_hooks or (relu is None and residual is None):
         return False
-    if relu is not None and (type(relu) is not ReLU or relu._forward_hooks):
-        return False
-    if residual is None:
-        return True
-    return isinstance(residual, Tensor) and (residual.shape, residual.dtype, residual.device) == (
-        z.shape,
-        z.dtype,
-        z.device,
-    )
+    return _plain_relu(relu) and (residual is None or _exactly_like(residual, z.shape, z))
 
 
 def _output_shape(conv: Module, x: Tensor) -> tuple[int, ...]:

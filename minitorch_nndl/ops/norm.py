@@ -54,9 +54,13 @@ class _Layout(NamedTuple):
     repeat: int  # H*W: how often the row repeats the vector
 
     @staticmethod
-    def of(x: Any) -> _Layout:
+    def of(x: Any, *others: Any) -> _Layout:
+        """The layout for passes over ``x`` and ``others`` (arrays of its shape): rows only if all are
+        channels-last NumPy arrays."""
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        rows = x.ndim == 4 and not backend.is_cuda_array(x) and x.transpose(0, 2, 3, 1).flags.c_contiguous
+        rows = x.ndim == 4 and all(
+            not backend.is_cuda_array(a) and a.transpose(0, 2, 3, 1).flags.c_contiguous for a in (x, *others)
+        )
         return _Layout(bool(rows), shape, x.shape[2] * x.shape[3] if rows else 1)
 
     def view(self, a: Any) -> Any:
@@ -191,7 +195,7 @@ class BatchNorm(Function):
             grad = xp.empty_like(out)  # the memory order of z (channels-last), whatever the grad's
         centre = needs[1] or (needs[0] and ctx.batch_stats)
         split = parallel.MIN_SPLIT_ELEMENTS
-        layout = _Layout.of(x) if _Layout.of(grad).rows else _Layout.of(grad)  # rows only if both are
+        layout = _Layout.of(x, grad)
         X, G = layout.view(x), layout.view(grad)
         if centre:
             centred = xp.empty_like(x)  # x - mu = xhat * sigma; becomes dL/dx below
@@ -231,7 +235,8 @@ class BatchNorm(Function):
             dweight = grad_xhat_sum
         if needs[2]:
             dbias = grad_sum
-        dresidual = grad if len(needs) > 9 and needs[9] else None  # dL/dr = g' (z = max(y + r, 0))
+        # dL/dr = g' (z = max(y + r, 0)); callers of the 9-argument form (the exercises) pass no residual
+        dresidual = grad if len(needs) > 9 and needs[9] else None
         return dx, dweight, dbias, None, None, None, None, None, None, dresidual
 
 
