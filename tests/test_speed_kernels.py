@@ -85,6 +85,38 @@ def test_workspace_reuses_one_buffer_and_grows():
     assert workspace.nbytes() == 0
 
 
+def test_workspace_zeroed_keeps_one_zeroed_array_per_name_shape_and_thread():
+    workspace.release()
+    a = workspace.zeroed("pad", (2, 3), np.float32)
+    assert a.shape == (2, 3) and a.dtype == np.float32 and not a.any()
+    a[0, 1] = 5.0  # a caller writes its part ...
+    assert workspace.zeroed("pad", (2, 3), np.float32) is a  # ... and gets the same array back
+    assert not workspace.zeroed("pad", (3, 2), np.float32).any()  # another shape: its own zeros
+    assert workspace.zeroed("pad", (2, 3), np.float64) is not a
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(workspace.zeroed("pad", (2, 3), np.float32)))
+    worker.start()
+    worker.join()
+    assert seen[0] is not a and not seen[0].any()  # each thread its own
+    assert workspace.nbytes() >= a.nbytes
+    workspace.release()
+    assert workspace.nbytes() == 0 and not workspace.zeroed("pad", (2, 3), np.float32).any()
+
+
+def test_winograd_padded_input_stays_zero_around_the_copy_between_calls():
+    """The padded input is kept between calls (its zeros written once): a second input of the
+    same geometry, and one of another geometry in between, still convolve as im2row does."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((3, 2, 3, 3))
+    U = winograd.transform_filter(w)
+    for padding, size in (((1, 1), 6), ((0, 0), 7), ((1, 1), 6), ((2, 1), 5), ((1, 1), 6)):
+        x = rng.standard_normal((2, size, size, 2)) * 10  # channels-last
+        OH, OW = size + 2 * padding[0] - 2, size + 2 * padding[1] - 2
+        out = winograd.conv3x3(x, U, padding, np.empty((2, OH, OW, 3)))
+        expected = conv2d(mt.tensor(x.transpose(0, 3, 1, 2)), mt.tensor(w), padding=padding).numpy()
+        np.testing.assert_allclose(out.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_conv_output_is_channels_last_and_feeds_the_next_conv_without_a_copy():
     x = mt.randn(2, 3, 6, 6)
     w = mt.randn(4, 3, 3, 3)
@@ -170,6 +202,11 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
     G = np.array(winograd.FILTER_TRANSFORM)
     U = winograd.transform_filter(w_np)
     np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
+    AT = np.array(winograd.OUTPUT_TRANSFORM)  # and the output tiles are A^T M A
+    M = rng.standard_normal((4, 4, 1, 2, 3, 5))
+    Y = np.empty((1, 4, 6, 5))
+    winograd._output_tiles(M, Y)
+    np.testing.assert_allclose(Y[0, 2:4, 4:6, 1], AT @ M[:, :, 0, 1, 2, 1] @ AT.T, rtol=1e-14)
     assert winograd.applies((3, 3), (1, 1), (1, 1)) and not winograd.applies((3, 3), (2, 2), (1, 1))
     monkeypatch.setattr(conv_module, "USE_WINOGRAD", True)
     x = mt.tensor(x_np[:1, :2, :5, :4], dtype=mt.float64, requires_grad=True)

@@ -7,10 +7,14 @@ that is 2*2*9 = 36 multiplications; Winograd (Lavin & Gray 2016) needs 16:
 
 with the constant matrices
 
-    B^T = [[1, 0, -1, 0],     G = [[1,    0,    0  ],     A^T = [[1, 1,  1,  0],
-           [0, 1,  1, 0],          [1/2,  1/2,  1/2],            [0, 1, -1, -1]]
-           [0, -1, 1, 0],          [1/2, -1/2,  1/2],
-           [0, 1,  0, -1]]         [0,    0,    1  ]]
+    B^T = [[1, 0, -1, 0],     G = [[1,     0,    0   ],     A^T = [[1, 1, -1,  0],
+           [0, 1,  1, 0],          [1/2,   1/2,  1/2 ],            [0, 1,  1, -1]]
+           [0, -1, 1, 0],          [-1/2,  1/2, -1/2 ],
+           [0, 1,  0, -1]]         [0,     0,    1   ]]
+
+(Lavin & Gray's G and A^T with row 2 of G and column 2 of A^T negated: the two flips cancel
+in Y, and both rows of A^T become (1, 1, -1) over neighbouring entries, so the output
+transform is two calls over stacked pairs per direction instead of four.)
 
 Summed over input channels, the elementwise product becomes 16 independent matrix
 products, one per position (a, b) of the 4x4 transformed tile:
@@ -53,8 +57,12 @@ from .arrays import _as_strided
 
 Pair = tuple[int, int]
 
-FILTER_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
-"""G, the 4x3 matrix of the filter transform U = G g G^T (0.5 is exact in binary floats)."""
+FILTER_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (-0.5, 0.5, -0.5), (0.0, 0.0, 1.0))
+"""G, the 4x3 matrix of the filter transform U = G g G^T (0.5 is exact in binary floats); its
+row 2 has the opposite sign of Lavin & Gray's, and OUTPUT_TRANSFORM's column 2 too."""
+
+OUTPUT_TRANSFORM = ((1.0, 1.0, -1.0, 0.0), (0.0, 1.0, 1.0, -1.0))
+"""A^T, the 2x4 matrix of the output transform Y = A^T M A."""
 
 
 def applies(kernel_size: Pair, stride: Pair, dilation: Pair) -> bool:
@@ -120,54 +128,73 @@ def filter_gradient(dU: Any) -> Any:
     return dg.reshape(C_out, 3, 3, C_in).transpose(0, 3, 1, 2)
 
 
-def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
-    """V = B^T d B for every 4x4 tile d of the zero-padded x, into out (4, 4, N, TH, TW, C)."""
+def _padded_input(x: Any, padding: Pair, tiles: Pair) -> Any:
+    """x zero-padded to exactly 2*TH + 2 rows and 2*TW + 2 columns.  The buffer is kept per
+    geometry (:func:`workspace.zeroed`): only the copy of x overwrites it, so the zeros around
+    the copy are written once, not on every call."""
     N, H, W, C = x.shape
     TH, TW = tiles
     ph, pw = padding
-    # the padded input, extended with zeros to exactly 2*TH + 2 rows and 2*TW + 2 columns
-    padded = workspace.scratch("winograd.padded", (N, 2 * TH + 2, 2 * TW + 2, C), x.dtype, like=x)
     rows, cols = min(H, 2 * TH + 2 - ph), min(W, 2 * TW + 2 - pw)
-    padded[:, :ph] = 0  # zeros around the copy only: the copy overwrites the rest
-    padded[:, ph + rows :] = 0
-    padded[:, :, :pw] = 0
-    padded[:, :, pw + cols :] = 0
+    name = f"winograd.padded_input.{ph}.{pw}.{rows}.{cols}"  # which part the copy writes
+    padded = workspace.zeroed(name, (N, 2 * TH + 2, 2 * TW + 2, C), x.dtype, like=x)
     padded[:, ph : ph + rows, pw : pw + cols] = x[:, :rows, :cols]
+    return padded
+
+
+def _input_tiles(x: Any, padding: Pair, tiles: Pair, out: Any) -> None:
+    """V = B^T d B for every 4x4 tile d of the zero-padded x, into out (4, 4, N, TH, TW, C).
+
+    Tile t's rows are padded rows 2t .. 2t + 3, so with the rows paired, (2t, 2t + 1) as
+    pairs[:, t], rows (0, 1) of every tile are pairs[:, :TH] and rows (2, 3) pairs[:, 1:].
+    B^T's rows 0 and 3, d0 - d2 and d1 - d3, are then one subtraction of the two (rows 1 and 2,
+    d1 + d2 and d2 - d1, one call each).  Along the columns the pairs are (c, c + 1), 64 values
+    apart for 64 channels: there four calls, one per row of B^T, run faster (measured) than a
+    stacked call whose output alternates between two distant rows of V."""
+    N = x.shape[0]
+    TH, TW = tiles
+    C = x.shape[3]
     xp = backend.xp_of(x)
-    # B^T along the rows: row a of every tile is padded[:, 2*t + a]
-    r = [padded[:, a : a + 2 * TH : 2] for a in range(4)]  # each (N, TH, 2*TW + 2, C)
-    vertical = workspace.scratch("winograd.vertical", (4,) + r[0].shape, x.dtype, like=x)
-    xp.subtract(r[0], r[2], out=vertical[0])
-    xp.add(r[1], r[2], out=vertical[1])
-    xp.subtract(r[2], r[1], out=vertical[2])
-    xp.subtract(r[1], r[3], out=vertical[3])
-    # B along the columns, for the four tile rows a at once (four calls, not sixteen)
-    c = [vertical[:, :, :, b : b + 2 * TW : 2] for b in range(4)]  # each (4, N, TH, TW, C)
-    xp.subtract(c[0], c[2], out=out[:, 0])
-    xp.add(c[1], c[2], out=out[:, 1])
-    xp.subtract(c[2], c[1], out=out[:, 2])
-    xp.subtract(c[1], c[3], out=out[:, 3])
+    pairs = _padded_input(x, padding, tiles).reshape(N, TH + 1, 2, 2 * TW + 2, C)
+    vertical = workspace.scratch("winograd.vertical", (4, N, TH, 2 * TW + 2, C), x.dtype, like=x)
+    xp.subtract(pairs[:, :TH], pairs[:, 1:], out=vertical[0::3].transpose(1, 2, 0, 3, 4))  # rows 0 and 3
+    xp.add(pairs[:, :TH, 1], pairs[:, 1:, 0], out=vertical[1])
+    xp.subtract(pairs[:, 1:, 0], pairs[:, :TH, 1], out=vertical[2])
+    # B along the columns, for the four tile rows a at once: columns paired the same way
+    cols = vertical.reshape(4, N, TH, TW + 1, 2, C)
+    xp.subtract(cols[:, :, :, :TW, 0], cols[:, :, :, 1:, 0], out=out[:, 0])
+    xp.add(cols[:, :, :, :TW, 1], cols[:, :, :, 1:, 0], out=out[:, 1])
+    xp.subtract(cols[:, :, :, 1:, 0], cols[:, :, :, :TW, 1], out=out[:, 2])
+    xp.subtract(cols[:, :, :, :TW, 1], cols[:, :, :, 1:, 1], out=out[:, 3])
 
 
 def _output_tiles(m: Any, out: Any) -> None:
-    """Y = A^T M A for every tile, M (4, 4, N, TH, TW, C_out), into out (N, 2*TH, 2*TW, C_out)."""
+    """Y = A^T M A for every tile, M (4, 4, N, TH, TW, C_out), into out (N, 2*TH, 2*TW, C_out).
+
+    Both rows of A^T are (1, 1, -1) over three neighbouring entries (row 0 from entry 0, row 1
+    from entry 1), so each direction is two calls over stacked pairs: (m0, m1) + (m1, m2),
+    then minus (m2, m3)."""
     xp = backend.xp_of(m)
-    # A^T along the rows: output row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3
-    s = workspace.scratch("winograd.s", (2,) + m.shape[1:], m.dtype, like=m)
-    xp.add(m[0], m[1], out=s[0])
-    s[0] += m[2]
-    xp.subtract(m[1], m[2], out=s[1])
-    s[1] -= m[3]
+    s = workspace.scratch("winograd.s", (2,) + m.shape[1:], m.dtype, like=m)  # A^T along the rows
+    xp.add(m[0:2], m[1:3], out=s)
+    xp.subtract(s, m[2:4], out=s)
     # A^T along the columns, for both output rows i at once: out as (N, TH, i, TW, j, C_out)
     N, TH, TW, C_out = m.shape[2:]
+    tiles = _tile_view(out, (N, TH, 2, TW, 2, C_out))
+
+    def columns(b: int) -> Any:  # s[i, b + j] for j = 0, 1 as (N, TH, i, TW, j, C_out)
+        return s[:, b : b + 2].transpose(2, 3, 0, 4, 1, 5)
+
+    xp.add(columns(0), columns(1), out=tiles)
+    xp.subtract(tiles, columns(2), out=tiles)
+
+
+def _tile_view(out: Any, shape: tuple) -> Any:
+    """``out`` (N, 2*TH, 2*TW, C) as (N, TH, 2, TW, 2, C), a view (a reshape when it is contiguous)."""
+    if out.flags.c_contiguous:
+        return out.reshape(shape)
     sN, sH, sW, sC = out.strides
-    tiles = _as_strided(xp)(out, shape=(N, TH, 2, TW, 2, C_out), strides=(sN, 2 * sH, sH, 2 * sW, sW, sC))
-    target0, target1 = tiles[:, :, :, :, 0], tiles[:, :, :, :, 1]  # each (N, TH, 2, TW, C_out)
-    t = [s[:, b].transpose(1, 2, 0, 3, 4) for b in range(4)]  # s[i, b] as (N, TH, i, TW, C_out)
-    xp.add(t[0], t[1], out=target0)
-    target0 += t[2]
-    xp.subtract(t[1], t[2], out=target1)
-    target1 -= t[3]
+    return _as_strided(backend.xp_of(out))(out, shape=shape, strides=(sN, 2 * sH, sH, 2 * sW, sW, sC))
 
 
 def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> Any:
@@ -204,8 +231,8 @@ def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> 
 
 def _output_tiles_adjoint(grad: Any, tiles: Pair, out: Any) -> None:
     """dM = A dY A^T for every 2x2 tile of ``grad`` (N, OH, OW, C_out), into out (4, 4, N, TH, TW, C_out):
-    the adjoint of :func:`_output_tiles`.  With A^T's rows (1, 1, 1, 0) and (0, 1, -1, -1), a
-    tile's rows y0, y1 become the four rows y0, y0 + y1, y0 - y1, -y1 (then the same for columns)."""
+    the adjoint of :func:`_output_tiles`.  With A^T's rows (1, 1, -1, 0) and (0, 1, 1, -1), a
+    tile's rows y0, y1 become the four rows y0, y0 + y1, y1 - y0, -y1 (then the same for columns)."""
     xp = backend.xp_of(grad)
     N, OH, OW, C_out = grad.shape
     TH, TW = tiles
@@ -219,12 +246,12 @@ def _output_tiles_adjoint(grad: Any, tiles: Pair, out: Any) -> None:
     rows = workspace.scratch("winograd.s", (4,) + y0.shape, grad.dtype, like=grad)
     rows[0] = y0
     xp.add(y0, y1, out=rows[1])
-    xp.subtract(y0, y1, out=rows[2])
+    xp.subtract(y1, y0, out=rows[2])
     xp.negative(y1, out=rows[3])
     c0, c1 = rows[:, :, :, 0::2], rows[:, :, :, 1::2]  # each (4, N, TH, TW, C_out): all four rows a at once
     out[:, 0] = c0
     xp.add(c0, c1, out=out[:, 1])
-    xp.subtract(c0, c1, out=out[:, 2])
+    xp.subtract(c1, c0, out=out[:, 2])
     xp.negative(c1, out=out[:, 3])
 
 
@@ -259,10 +286,10 @@ def _input_tiles_adjoint(dV: Any, padding: Pair, out: Any) -> None:
     _, _, N, TH, TW, C = dV.shape
     ph, pw = padding
     H, W = out.shape[1:3]
-    columns = workspace.scratch("winograd.vertical", (4, N, TH, 2 * TW + 2, C), dV.dtype, like=dV)
-    _overlap_add(dV.swapaxes(0, 1), columns, axis=3)  # along the columns, every tile row a at once
+    rows = workspace.scratch("winograd.vertical", (4, N, 2 * TH + 2, TW, C), dV.dtype, like=dV)
+    _overlap_add(dV, rows, axis=2)  # along the rows (long contiguous runs), every tile column b at once
     padded = workspace.scratch("winograd.padded", (N, 2 * TH + 2, 2 * TW + 2, C), dV.dtype, like=dV)
-    _overlap_add(columns, padded, axis=1)  # and along the rows
+    _overlap_add(rows, padded, axis=2)  # and along the columns
     out[...] = padded[:, ph : ph + H, pw : pw + W]
 
 
@@ -303,6 +330,7 @@ def conv3x3_backward(
 
 __all__ = [
     "FILTER_TRANSFORM",
+    "OUTPUT_TRANSFORM",
     "applies",
     "conv3x3",
     "conv3x3_backward",

@@ -49,15 +49,35 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any, like: Any = None) -> 
     return buffer[:size].reshape(shape)
 
 
+_zeroed: dict[tuple[str, int, tuple[int, ...], np.dtype], np.ndarray] = {}
+
+
+def zeroed(name: str, shape: tuple[int, ...], dtype: Any, like: Any = None) -> Any:
+    """An array of ``shape`` and ``dtype`` that was all zeros when it was made, kept per ``name``,
+    shape and thread: for callers that write the same part of it on every call (the inside of a
+    zero-padded copy), so the rest is still zero and is not cleared again.  On a GPU, fresh zeros."""
+    dtype = np.dtype(dtype)
+    if like is not None and backend.is_cuda_array(like):
+        return backend.xp_of(like).zeros(shape, dtype=dtype)
+    key = (name, threading.get_ident(), tuple(int(extent) for extent in shape), dtype)
+    array = _zeroed.get(key)
+    if array is None:
+        array = np.zeros(key[2], dtype=dtype)
+        with _lock:
+            _zeroed[key] = array
+    return array
+
+
 def nbytes() -> int:
     """Bytes the workspace holds now, over all names and threads."""
-    return sum(buffer.nbytes for buffer in _buffers.values())
+    return sum(buffer.nbytes for buffer in (*_buffers.values(), *_zeroed.values()))
 
 
 def release() -> None:
-    """Drop every scratch buffer (they are allocated again on the next use)."""
+    """Drop every scratch and zeroed buffer (they are allocated again on the next use)."""
     with _lock:
         _buffers.clear()
+        _zeroed.clear()
 
 
-__all__ = ["nbytes", "release", "scratch"]
+__all__ = ["nbytes", "release", "scratch", "zeroed"]
