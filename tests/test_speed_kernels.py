@@ -152,6 +152,60 @@ def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("padding", [(1, 1), (0, 0)])
+def test_winograd_split_by_positions_gives_what_the_batch_split_gives(monkeypatch, padding):
+    """Two threads each running 8 of the 16 GEMMs over the whole batch (few tiles a thread)
+    give the output, input gradient and weight gradient of the batch split and of im2row,
+    and the epilogue (residual + ReLU in evaluation) still runs on every image."""
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((3, 4, 5, 6))  # odd sizes: the cropped last tile row too
+    w_np = rng.standard_normal((4, 4, 3, 3))
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+    calls = []
+    real = winograd.conv3x3_backward
+    monkeypatch.setattr(winograd, "conv3x3_backward", lambda *a, **k: calls.append(a[0].shape[0]) or real(*a, **k))
+
+    def run(positions, use_winograd=True):
+        monkeypatch.setattr(conv_module, "USE_WINOGRAD", use_winograd)
+        monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES_PER_THREAD", 10**6 if positions else 0)
+        x = mt.tensor(x_np, dtype=mt.float64, requires_grad=True)
+        w = mt.tensor(w_np, dtype=mt.float64, requires_grad=True)
+        y = conv2d(x, w, padding=padding)
+        (y * y).sum().backward()
+        return y.numpy(), x.grad, w.grad
+
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    try:
+        by_positions = run(True)
+        assert calls == [3]  # the backward: the whole batch in one call
+        calls.clear()
+        by_images = run(False)
+        assert calls and max(calls) < 3  # each thread its share
+        by_rows = run(False, use_winograd=False)
+        conv = mt.nn.Conv2d(4, 4, 3, padding=padding, bias=True).double()
+        bn = mt.nn.BatchNorm2d(4).double().eval()
+        x = mt.tensor(x_np, dtype=mt.float64)
+        residual = mt.relu(conv(x)) if padding == (1, 1) else None
+        with mt.no_grad():
+            expected = mt.nn.conv_bn(conv, bn, x, residual=residual, relu=mt.nn.ReLU()).numpy()
+        monkeypatch.setattr(conv_module, "USE_WINOGRAD", True)
+        monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES_PER_THREAD", 10**6)
+        forwards = []
+        real_forward = winograd.conv3x3
+        monkeypatch.setattr(winograd, "conv3x3", lambda *a: forwards.append(a[0].shape[0]) or real_forward(*a))
+        with mt.inference_mode():
+            fused = mt.nn.conv_bn(conv, bn, x, residual=residual, relu=mt.nn.ReLU()).numpy()
+        assert forwards == [3]  # folded, and by positions
+    finally:
+        parallel.set_num_threads(before)
+    for a, b, c in zip(by_positions, by_images, by_rows):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a, c, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(fused, expected, rtol=1e-11, atol=1e-11)
+
+
 def test_batch_norm_and_relu_keep_no_full_size_copy_for_backward():
     """BatchNorm saves its input (which the graph holds anyway) and ReLU its output,
     so neither keeps an extra activation-sized array alive until backward."""

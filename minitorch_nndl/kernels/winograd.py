@@ -47,6 +47,7 @@ The tile transforms are written as strided slices, so they run on NumPy and CuPy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -124,7 +125,13 @@ def filter_gradient(dU: Any) -> Any:
     xp = backend.xp_of(dU)
     C_out, C_in = dU.shape[1:]
     dg = xp.empty((C_out, 9, C_in), dtype=dU.dtype)
-    xp.matmul(_filter_matrix(dU).T, dU.transpose(1, 0, 2), out=dg)
+    K_T = _filter_matrix(dU).T
+    by_output = dU.transpose(1, 0, 2)  # (C_out, 16, C_in)
+
+    def gradient(i: int, j: int) -> None:
+        xp.matmul(K_T, by_output[i:j], out=dg[i:j])
+
+    parallel.for_batch_ranges(gradient, C_out, dU, parallel.MIN_SPLIT_ELEMENTS)  # small ones: one call
     return dg.reshape(C_out, 3, 3, C_in).transpose(0, 3, 1, 2)
 
 
@@ -197,10 +204,25 @@ def _tile_view(out: Any, shape: tuple) -> Any:
     return _as_strided(backend.xp_of(out))(out, shape=shape, strides=(sN, 2 * sH, sH, 2 * sW, sW, sC))
 
 
-def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> Any:
+def _over_positions(gemm: Any, like: Any) -> None:
+    """Run ``gemm(a, b)`` for the positions a..b-1 of the 16 (a, b) GEMMs, split over the threads
+    (one call inside a thread's share of the batch, and on a GPU)."""
+    parallel.for_batch_ranges(gemm, 16, like)
+
+
+def conv3x3(
+    x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None, finish: Callable[[int, int], Any] | None = None
+) -> Any:
     """The stride-1 3x3 convolution of channels-last ``x`` (N, H, W, C) with transformed
     ``filters`` U (16, C, C_out) (from :func:`transform_filter`), written into ``out``
-    (N, OH, OW, C_out), OH = H + 2*ph - 2, plus ``bias`` (C_out,) when given.  Returns ``out``.
+    (N, OH, OW, C_out), OH = H + 2*ph - 2, plus ``bias`` (C_out,) when given; ``finish(i, j)``
+    runs on out[i:j] right after those images are written.  Returns ``out``.
+
+    Called from a thread's share of the batch (:func:`~minitorch_nndl.kernels.parallel.for_batch_ranges`),
+    everything runs in that thread.  Called with the whole batch, the tile transforms are split
+    over the threads by images and the 16 GEMMs by position (a, b): each GEMM then has all the
+    batch's tiles, which is faster where a thread's share would have few (measured in
+    ``ops.conv.MIN_WINOGRAD_TILES_PER_THREAD``).
 
     The bias costs a quarter of a pass: added to M[1, 1] only, it reaches every output of
     the tile once, because A^T's column 1 is (1, 1) (row 1 of A^T M A is m1 + ..., column 1 too)."""
@@ -211,8 +233,9 @@ def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> 
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
     V = workspace.scratch("winograd.V", (4, 4, N, TH, TW, C), x.dtype, like=x)
     parallel.for_batch_ranges(lambda i, j: _input_tiles(x[i:j], padding, (TH, TW), V[:, :, i:j]), N, x)
+    V = V.reshape(16, N * TH * TW, C)
     M = workspace.scratch("winograd.M", (16, N * TH * TW, C_out), x.dtype, like=x)
-    xp.matmul(V.reshape(16, N * TH * TW, C), filters, out=M)  # the 16 GEMMs
+    _over_positions(lambda a, b: xp.matmul(V[a:b], filters[a:b], out=M[a:b]), x)  # the 16 GEMMs
     if bias is not None:
         M[4 * 1 + 1] += bias
     M = M.reshape(4, 4, N, TH, TW, C_out)
@@ -224,6 +247,8 @@ def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> 
             full = workspace.scratch("winograd.full", (j - i, 2 * TH, 2 * TW, C_out), x.dtype, like=x)
             _output_tiles(M[:, :, i:j], full)
             out[i:j] = full[:, :OH, :OW]
+        if finish is not None:
+            finish(i, j)
 
     parallel.for_batch_ranges(output_tiles, N, x)
     return out
@@ -301,28 +326,33 @@ def conv3x3_backward(
     With ``filters`` U (16, C, C_out) and ``dx`` (N, H, W, C): writes dL/dx into ``dx``.
     With ``x`` (the forward's input): adds dL/dU (16, C_out, C) of this chunk into ``dU``
     and returns it (a fresh array when ``dU`` is None); turn it into the filters'
-    gradient with :func:`filter_gradient` once every chunk is in.  Returns None without ``x``."""
+    gradient with :func:`filter_gradient` once every chunk is in.  Returns None without ``x``.
+    Called with the whole batch (not from a thread's share), the tile transforms are split over
+    the threads by images and the GEMMs by position, as in :func:`conv3x3`."""
     xp = backend.xp_of(grad)
     N, OH, OW, C_out = grad.shape
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
     tiles = N * TH * TW
     dM = workspace.scratch("winograd.M", (4, 4, N, TH, TW, C_out), grad.dtype, like=grad)
-    _output_tiles_adjoint(grad, (TH, TW), dM)
+    parallel.for_batch_ranges(lambda i, j: _output_tiles_adjoint(grad[i:j], (TH, TW), dM[:, :, i:j]), N, grad)
     dM = dM.reshape(16, tiles, C_out)
     if dx is not None:
         C = dx.shape[3]
         dV = workspace.scratch("winograd.V", (16, tiles, C), grad.dtype, like=grad)
-        xp.matmul(dM, filters.transpose(0, 2, 1), out=dV)
-        _input_tiles_adjoint(dV.reshape(4, 4, N, TH, TW, C), padding, dx)
+        _over_positions(lambda a, b: xp.matmul(dM[a:b], filters[a:b].transpose(0, 2, 1), out=dV[a:b]), grad)
+        dV = dV.reshape(4, 4, N, TH, TW, C)
+        parallel.for_batch_ranges(lambda i, j: _input_tiles_adjoint(dV[:, :, i:j], padding, dx[i:j]), N, grad)
     if x is None:
         return None
     C = x.shape[3]
     V = workspace.scratch("winograd.V", (4, 4, N, TH, TW, C), x.dtype, like=x)
-    _input_tiles(x, padding, (TH, TW), V)
+    parallel.for_batch_ranges(lambda i, j: _input_tiles(x[i:j], padding, (TH, TW), V[:, :, i:j]), N, x)
     V = V.reshape(16, tiles, C)
     dM_T = dM.transpose(0, 2, 1)
     if dU is None:
-        return xp.matmul(dM_T, V)
+        dU = xp.empty((16, C_out, C), dtype=grad.dtype)
+        _over_positions(lambda a, b: xp.matmul(dM_T[a:b], V[a:b], out=dU[a:b]), grad)
+        return dU
     product = workspace.scratch("winograd.dU", dU.shape, dU.dtype, like=dU)
     dU += xp.matmul(dM_T, V, out=product)
     return dU
