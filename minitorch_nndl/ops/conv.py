@@ -140,7 +140,10 @@ WINOGRAD_CHUNK_TILES = 256
 products M): two images of ResNet18's 32x32 layer with 64 channels, but at least
 ``WINOGRAD_CHUNK_TILES`` tiles when the range has them, so each GEMM stays large.  Measured on
 one core, 16 such images took 6.9-7.3 ms in chunks of 1 or 2 images, 8.0-8.3 in chunks of 4 and
-10 in chunks of 8: the smaller V and M stay in the core's cache between the transforms and the GEMMs."""
+10 in chunks of 8: the smaller V and M stay in the caches between the transforms and the GEMMs (a
+chunk's working set is about 4 MB an image here: two threads' chunks of 2 images fit the 32 MB L3,
+not the 1 MB L2s).  Remeasured on 2 threads after the transforms got faster (32 images, inference):
+half these bytes was 6% slower at 64 channels and 10% at 128."""
 
 CHUNK_BYTES = 2 * 2**20
 MIN_CHUNK_ROWS = 1024
@@ -148,7 +151,7 @@ MIN_CHUNK_ROWS = 1024
 of rows (so the row matrix of a chunk stays in the caches and is never the whole
 batch's: ResNet18's would be 2.2 GB at batch 128), but at least ``MIN_CHUNK_ROWS``
 output positions per GEMM.  The one buffer is reused (:mod:`minitorch_nndl.kernels.workspace`).
-Measured on 2 cores with 2 MB of L2 each (forward + backward, ms, 4 MB and 4096 rows
+Measured on 2 cores with 1 MB of L2 each and a 32 MB L3 (forward + backward, ms, 4 MB and 4096 rows
 before): the stride-2 64 -> 128 layer took 12.8 instead of 14.9 for 32 images and 55.5
 instead of 68.4 for 128; the other layers changed by less than the noise."""
 
