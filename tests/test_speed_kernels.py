@@ -223,12 +223,14 @@ def test_reuse_freed_memory_is_opt_in_and_reversible():
     assert mt.backend.reuse_freed_memory(False) == applied  # glibc's defaults back
 
 
+@pytest.mark.parametrize("x_shape", [(3, 4, 7, 6), (2, 4, 6, 8)])
 @pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 1)])
-def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding):
-    """F(2x2, 3x3) gives the same convolution and gradients as im2row + GEMM (odd sizes too),
-    and its transformed filter is G g G^T."""
+def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding, x_shape):
+    """F(2x2, 3x3) gives the same convolution and gradients as im2row + GEMM (odd sizes, and
+    even ones, where padding 1 crops inside the backward's overlap-add), and its transformed
+    filter is G g G^T."""
     rng = np.random.default_rng(3)
-    x_np = rng.standard_normal((3, 4, 7, 6))
+    x_np = rng.standard_normal(x_shape)
     w_np = rng.standard_normal((5, 4, 3, 3))
 
     monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # small test images use it too
