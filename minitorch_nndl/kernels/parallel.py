@@ -22,7 +22,13 @@ call (2.3 us) two threads did twice the work in twice the time of one, no gain a
 128k they reached 0.85 of the ideal, at 512k 0.96.  So the parallel code here makes few,
 large calls: Winograd's transforms run over all four tile rows in one call, elementwise
 passes under ``MIN_SPLIT_ELEMENTS`` are not split, and optimizers update blocks of 128k
-elements.
+elements.  Not every NumPy call lets go of the GIL: NumPy 2.4's matmul of a vector and a
+matrix keeps it (two threads' ``ones @ rows`` sums ran 0.86-0.92x as fast as one thread's),
+``np.dot`` of the same lets go (1.46x), so batch norm's channel sums use ``np.dot``.  And on
+a virtual machine a hand-off costs more: there a lock passed between two threads and back
+took 69 us, and a loop of Winograd chunks (about 17 NumPy calls of 5-350 us each, 2 images a
+chunk) ran at 0.55-0.75 of the ideal on two threads while two processes running the same
+loop reached 1.0; at batch 32 that, not the cores, is what is left between ours and PyTorch.
 
 How many threads: the environment variable ``MINITORCH_NUM_THREADS`` or
 :func:`set_num_threads`; 1 turns the pool off.  By default the pool is used only when
