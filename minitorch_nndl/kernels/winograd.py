@@ -280,6 +280,11 @@ def _output_tiles_adjoint(grad: Any, tiles: Pair, out: Any) -> None:
     xp.negative(c1, out=out[:, 3])
 
 
+def _along(array: Any, axis: int, index: Any) -> Any:
+    """array[..., index, ...] with ``index`` on ``axis`` (the tile axis of the overlap-adds)."""
+    return array[(slice(None),) * axis + (index,)]
+
+
 def _overlap_add(d: Any, out: Any, axis: int) -> None:
     """Rows d[0..3] of T tiles along ``axis`` of d[k], through B's adjoint, into ``out`` (2*T + 2 along ``axis``).
 
@@ -289,20 +294,17 @@ def _overlap_add(d: Any, out: Any, axis: int) -> None:
     xp = backend.xp_of(d)
     T = d.shape[axis + 1]
 
-    def along(array: Any, index: Any) -> Any:  # array[..., index, ...] with index on the tile axis
-        return array[(slice(None),) * axis + (index,)]
-
-    even, odd = along(out, slice(0, None, 2)), along(out, slice(1, None, 2))  # each T + 1 long
+    even, odd = _along(out, axis, slice(0, None, 2)), _along(out, axis, slice(1, None, 2))  # each T + 1 long
     first, rest, last = slice(0, T), slice(1, None), slice(T, T + 1)
-    along(even, first)[...] = d[0]
-    along(even, last)[...] = 0
-    along(even, rest)[...] += d[1]
-    along(even, rest)[...] += d[2]
-    along(even, rest)[...] -= d[0]
-    xp.subtract(d[1], d[2], out=along(odd, first))
-    along(odd, first)[...] += d[3]
-    along(odd, last)[...] = 0
-    along(odd, rest)[...] -= d[3]
+    _along(even, axis, first)[...] = d[0]
+    _along(even, axis, last)[...] = 0
+    _along(even, axis, rest)[...] += d[1]
+    _along(even, axis, rest)[...] += d[2]
+    _along(even, axis, rest)[...] -= d[0]
+    xp.subtract(d[1], d[2], out=_along(odd, axis, first))
+    _along(odd, axis, first)[...] += d[3]
+    _along(odd, axis, last)[...] = 0
+    _along(odd, axis, rest)[...] -= d[3]
 
 
 def _overlap_add_inside(d: Any, out: Any, axis: int) -> None:
@@ -312,16 +314,13 @@ def _overlap_add_inside(d: Any, out: Any, axis: int) -> None:
     xp = backend.xp_of(d)
     T = d.shape[axis + 1]
 
-    def along(array: Any, index: Any) -> Any:  # array[..., index, ...] with index on the tile axis
-        return array[(slice(None),) * axis + (index,)]
-
-    even, odd = along(out, slice(0, None, 2)), along(out, slice(1, None, 2))  # each T long
+    even, odd = _along(out, axis, slice(0, None, 2)), _along(out, axis, slice(1, None, 2))  # each T long
     xp.subtract(d[1], d[2], out=even)  # row 2t: tile t's row 1, d1 - d2 + d3, and tile t - 1's row 3, -d3
     even += d[3]
-    along(even, slice(1, None))[...] -= along(d[3], slice(0, T - 1))
+    _along(even, axis, slice(1, None))[...] -= _along(d[3], axis, slice(0, T - 1))
     xp.add(d[1], d[2], out=odd)  # row 2t + 1: tile t's row 2, d1 + d2 - d0, and tile t + 1's row 0, d0
     odd -= d[0]
-    along(odd, slice(0, T - 1))[...] += along(d[0], slice(1, None))
+    _along(odd, axis, slice(0, T - 1))[...] += _along(d[0], axis, slice(1, None))
 
 
 def _input_tiles_adjoint(dV: Any, padding: Pair, out: Any) -> None:

@@ -419,6 +419,11 @@ class Conv2d(Function):
         return dx, dw
 
 
+def _tiles_per_image(out_hw: Pair) -> int:
+    """F(2x2, 3x3)'s 2x2 output tiles per image (an odd size's last row or column half outside)."""
+    return ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+
+
 def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw: Pair, channels: Pair) -> bool:
     """Winograd for this (ungrouped) convolution with this padding: a stride-1 3x3 kernel,
     padding 0..2, at least ``MIN_WINOGRAD_TILES`` tiles in each of its
@@ -426,7 +431,7 @@ def _winograd_applies(geometry: ConvGeometry, padding: Pair, images: int, out_hw
     and at least ``MIN_WINOGRAD_CHANNELS`` of each of ``channels`` (C_out, C_in): with fewer,
     the tile transforms cost more than the multiplications they save."""
     _, kernel_size, stride, _, dilation, _ = geometry
-    tiles = images * ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+    tiles = images * _tiles_per_image(out_hw)
     return (
         USE_WINOGRAD
         and kernels.winograd.applies(kernel_size, stride, dilation)
@@ -443,7 +448,7 @@ def _winograd_by_positions(array: Any, images: int, out_hw: Pair) -> bool:
     ``MIN_WINOGRAD_TILES_PER_THREAD`` tiles."""
     if backend.is_cuda_array(array) or parallel.num_threads() == 1:
         return False
-    return images * ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2) < MIN_WINOGRAD_TILES_PER_THREAD
+    return images * _tiles_per_image(out_hw) < MIN_WINOGRAD_TILES_PER_THREAD
 
 
 def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) -> int:
@@ -452,7 +457,7 @@ def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) 
     channel), but at least ``WINOGRAD_CHUNK_TILES`` tiles, so each of the 16 GEMMs stays large."""
     if backend.is_cuda_array(array):
         return N
-    tiles = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+    tiles = _tiles_per_image(out_hw)
     per_image = 16 * tiles * channels * array.dtype.itemsize
     enough_tiles = -(-WINOGRAD_CHUNK_TILES // tiles)
     return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
