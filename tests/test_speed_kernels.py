@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -386,6 +387,77 @@ def test_batch_norm_and_relu_split_over_threads_give_the_same_result(threads):
         parallel.set_num_threads(before)
     for a, b in zip(one, split):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_workers_error_is_raised_and_the_pool_still_works():
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    done = []
+
+    def fail_in_the_worker(start, stop):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError(f"worker range {start}:{stop}")
+        time.sleep(0.02)  # the worker fails first; the caller still waits for its own range
+        done.append((start, stop))
+
+    try:
+        with pytest.raises(ValueError, match="worker range 0:2"):
+            parallel.for_batch_ranges(fail_in_the_worker, 4)
+        assert done == [(2, 4)]
+        seen = []
+        parallel.for_batch_ranges(lambda i, j: seen.extend(range(i, j)), 6)
+        assert sorted(seen) == list(range(6))
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_a_late_answer_of_an_interrupted_call_does_not_end_the_next_one():
+    """Ctrl-C in the caller while it waits leaves its worker's answer behind; the next call
+    must wait for its own worker, not take that answer and reuse buffers still being written."""
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    finished = []
+
+    def slow_worker(start, stop):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.05)
+            finished.append((start, stop))
+
+    try:
+        parallel.for_batch_ranges(lambda i, j: None, 2)  # starts the workers
+        pool = parallel._pool()
+        pool.finished.put((pool.call, None))  # what an interrupted call's worker answers late
+        parallel.for_batch_ranges(slow_worker, 4)
+        assert finished == [(0, 2)]
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_calls_from_two_threads_at_once_each_cover_their_batch():
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    seen: dict[str, list] = {"a": [], "b": []}
+    lock = threading.Lock()
+
+    def record(name, start, stop):
+        time.sleep(0.01)
+        with lock:
+            seen[name].extend(range(start, stop))
+
+    def caller(name, n):
+        for _ in range(5):
+            parallel.for_batch_ranges(lambda i, j: record(name, i, j), n)
+
+    try:
+        threads = [threading.Thread(target=caller, args=(name, n)) for name, n in (("a", 6), ("b", 9))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        parallel.set_num_threads(before)
+    assert sorted(seen["a"]) == sorted(list(range(6)) * 5)
+    assert sorted(seen["b"]) == sorted(list(range(9)) * 5)
 
 
 def test_pool_threads_run_under_the_callers_numpy_error_state():

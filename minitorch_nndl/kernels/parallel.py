@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -159,7 +159,69 @@ def _default_threads() -> int:
 
 
 _num_threads: int = _default_threads()
-_pool: ThreadPoolExecutor | None = None
+
+
+class _Workers:
+    """``count`` daemon threads, each waiting on its own queue for one share at a time.
+
+    Leaner than ``concurrent.futures.ThreadPoolExecutor``: handing out a share is one ``put`` on a
+    C-implemented ``queue.SimpleQueue`` and collecting it one ``get``, with no ``Future`` and no
+    condition variable; a worker runs a few lines of Python between shares.  That Python holds the
+    GIL, which the other threads need at the end of every NumPy call, so less of it is faster.
+    Measured on 2 cores of a virtual machine, where waking a sleeping thread alone takes tens of
+    microseconds: an empty ``for_batch_ranges`` took 57-71 us here against 72-92 us with the
+    executor (three alternating runs), and ResNet18's evaluation at batch 32 ran 1.5% faster."""
+
+    def __init__(self, count: int) -> None:
+        self.inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(count)]
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.busy = threading.Lock()  # held by the call the workers serve
+        self.call = 0  # numbers each call, so an interrupted one's late answers are told apart
+        for inbox in self.inboxes:
+            threading.Thread(target=self._serve, args=(inbox,), name="minitorch", daemon=True).start()
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while (share := inbox.get()) is not None:
+            call, *work = share
+            try:
+                _share(*work)
+                self.finished.put((call, None))
+            except BaseException as error:  # re-raised in the caller
+                self.finished.put((call, error))
+
+    def run(self, fn: Callable[[int, int], Any], ranges: list[tuple[int, int]], errors: dict[str, str]) -> None:
+        """``fn`` on ``ranges``: the last in this thread, the others on the workers; waits for all.
+        While another thread's call has the workers, this one runs unsplit in its own thread."""
+        if not self.busy.acquire(blocking=False):
+            _share(fn, ranges[0][0], ranges[-1][1], errors)
+            return
+        try:
+            self.call += 1
+            *others, mine = ranges
+            for inbox, (start, stop) in zip(self.inboxes, others):
+                inbox.put((self.call, fn, start, stop, errors))
+            failure: BaseException | None = None
+            try:
+                _share(fn, *mine, errors)
+            except BaseException as error:
+                failure = error
+            waiting = len(others)  # every worker is waited for, even after an error, before buffers are reused
+            while waiting:
+                call, error = self.finished.get()
+                if call == self.call:  # not a late answer of a call that Ctrl-C interrupted
+                    waiting -= 1
+                    failure = failure or error
+            if failure is not None:
+                raise failure
+        finally:
+            self.busy.release()
+
+    def stop(self) -> None:
+        for inbox in self.inboxes:
+            inbox.put(None)
+
+
+_workers: _Workers | None = None
 
 
 def num_threads() -> int:
@@ -169,20 +231,20 @@ def num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (>= 1) for the batch-parallel copies from now on."""
-    global _num_threads, _pool
+    global _num_threads, _workers
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
-    if _pool is not None and n != _num_threads:
-        _pool.shutdown(wait=True)
-        _pool = None
+    if _workers is not None and n != _num_threads:
+        _workers.stop()
+        _workers = None
     _num_threads = n
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minitorch")
-    return _pool
+def _pool() -> _Workers:
+    global _workers
+    if _workers is None:
+        _workers = _Workers(_num_threads - 1)
+    return _workers
 
 
 def split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -219,12 +281,7 @@ def for_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, m
     if n <= 1 or _num_threads == 1 or nested or small or (array is not None and backend.is_cuda_array(array)):
         fn(0, n)
         return
-    *others, mine = split(n, _num_threads)
-    errors = np.geterr()
-    futures = [_executor().submit(_share, fn, start, stop, errors) for start, stop in others]
-    _share(fn, *mine, errors)
-    for future in futures:
-        future.result()  # waits, and re-raises an exception from that range here
+    _pool().run(fn, split(n, _num_threads), np.geterr())  # an exception in any range is raised here
 
 
 def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = None, min_elements: int = 0) -> Any:
