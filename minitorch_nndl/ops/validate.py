@@ -17,7 +17,8 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # type(...) is int first: the abstract Integral check is slow, and every op call asks
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def pair(value: Any, name: str, where: str, minimum: int | None = None) -> Pair:
