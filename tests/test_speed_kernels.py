@@ -104,6 +104,44 @@ def test_workspace_zeroed_keeps_one_zeroed_array_per_name_shape_and_thread():
     assert workspace.nbytes() == 0 and not workspace.zeroed("pad", (2, 3), np.float32).any()
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_winograd_products_in_small_blocks_equal_one_matmul(monkeypatch, dtype, tolerance):
+    """The 16 GEMMs split into blocks of rows for OpenBLAS's small-matrix kernels, with the right
+    operand a transposed view (training's U) or contiguous: the same products as one matmul."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((3, 50, 6)).astype(dtype)
+    u = rng.standard_normal((3, 5, 6)).astype(dtype).transpose(0, 2, 1)  # (3, 6, 5), a transposed view
+    monkeypatch.setattr(winograd, "SMALL_GEMM_MNK", 6 * 5 * 12)  # at most 12 rows a block: 5 blocks of 10
+    calls = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda x, y, out: calls.append(x.shape) or real_matmul(x, y, out=out))
+    monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 4)
+    out = winograd._products(a, u, np.empty((3, 50, 5), dtype))
+    assert calls == [(3, 10, 6)] * 5
+    np.testing.assert_allclose(out, real_matmul(a, u), rtol=tolerance, atol=tolerance)
+    calls.clear()
+    monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 13)  # blocks would be too small: one call
+    winograd._products(a, u, out)
+    assert calls == [(3, 50, 6)]
+    np.testing.assert_allclose(out, real_matmul(a, u), rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("add", [False, True])
+def test_winograd_summed_products_over_blocks_of_the_inner_dimension(monkeypatch, add):
+    """The weight gradient's dM^T @ V summed over blocks of tiles (for the small-matrix kernels):
+    the same as one matmul, added to what ``out`` held when ``add``, and an empty K gives zeros."""
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((2, 40, 4)).transpose(0, 2, 1)  # (2, 4, 40), a transposed view like dM^T
+    b = rng.standard_normal((2, 40, 3))
+    monkeypatch.setattr(winograd, "SMALL_GEMM_MNK", 4 * 3 * 15)  # at most 15 tiles a block: 3 blocks
+    monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 4)
+    before = rng.standard_normal((2, 4, 3))
+    out = winograd._summed_products(a, b, before.copy(), add=add)
+    np.testing.assert_allclose(out, np.matmul(a, b) + (before if add else 0), rtol=1e-12, atol=1e-12)
+    empty = winograd._summed_products(a[:, :, :0], b[:, :0], np.full((2, 4, 3), 7.0), add=False)
+    assert not empty.any()
+
+
 def test_winograd_padded_input_stays_zero_around_the_copy_between_calls():
     """The padded input is kept between calls (its zeros written once): a second input of the
     same geometry, and one of another geometry in between, still convolve as im2row does."""

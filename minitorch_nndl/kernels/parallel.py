@@ -29,6 +29,16 @@ a virtual machine a hand-off costs more: there a lock passed between two threads
 took 69 us, and a loop of Winograd chunks (about 17 NumPy calls of 5-350 us each, 2 images a
 chunk) ran at 0.55-0.75 of the ideal on two threads while two processes running the same
 loop reached 1.0; at batch 32 that, not the cores, is what is left between ours and PyTorch.
+For the whole ResNet18 evaluation at batch 32 (interleaved runs): one thread with 16 images
+84.5 ms, two processes with 16 each side by side 91.5 (0.92: they share the memory bus, whose
+31-35 GB/s one core already fills), two threads with 32 images 110 (0.77).  The threads lose
+about 4 ms to Python between the convolutions (run by the caller alone, three times slower
+than the same code with warm caches), about 2.6 ms to hand-offs (26 calls of this function;
+waking a thread costs tens of microseconds here) and the rest to about 250 waits for the GIL
+per forward (``perf stat``: 277 context switches a forward with two threads, under 1 with one).
+Measured and dropped: both threads running the whole network on half the batch (no hand-offs,
+but the Python of every layer then competes for the GIL: 5% slower), epilogues per thread
+range instead of per chunk, a 50 us switch interval (no change beyond the noise).
 
 How many threads: the environment variable ``MINITORCH_NUM_THREADS`` or
 :func:`set_num_threads`; 1 turns the pool off.  By default the pool is used only when
