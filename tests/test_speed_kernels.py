@@ -471,6 +471,32 @@ def test_a_late_answer_of_an_interrupted_call_does_not_end_the_next_one():
         parallel.set_num_threads(before)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_workers():
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    try:
+        parallel.for_batch_ranges(lambda i, j: None, 2)  # the parent's workers exist
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the pool has no threads behind it
+            seen = []
+            parallel.for_batch_ranges(lambda i, j: seen.extend(range(i, j)), 4)
+            os._exit(0 if sorted(seen) == [0, 1, 2, 3] else 1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in for_batch_ranges")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        parallel.set_num_threads(before)
+
+
 def test_calls_from_two_threads_at_once_each_cover_their_batch():
     before = parallel.num_threads()
     parallel.set_num_threads(2)

@@ -234,6 +234,15 @@ class _Workers:
 _workers: _Workers | None = None
 
 
+def _forget_workers() -> None:  # a forked child has none of the parent's threads: it starts its own
+    global _workers
+    _workers = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 def num_threads() -> int:
     """How many threads :func:`for_batch_ranges` splits work over (1: no pool)."""
     return _num_threads
