@@ -427,6 +427,33 @@ def test_batch_norm_and_relu_split_over_threads_give_the_same_result(threads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+def test_for_each_chunk_hands_out_every_chunk_once_and_the_idle_thread_takes_more():
+    before = parallel.num_threads()
+    taken: dict[tuple[int, int], str] = {}
+    lock = threading.Lock()
+
+    def work(start, stop):
+        me = threading.current_thread().name
+        with lock:
+            assert (start, stop) not in taken
+            taken[start, stop] = me
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(0.03)  # this thread's core is busy: the other one should take the rest
+
+    try:
+        parallel.set_num_threads(1)
+        order = []
+        parallel.for_each_chunk(lambda i, j: order.append((i, j)), 7, 3)
+        assert order == [(0, 3), (3, 6), (6, 7)]  # one thread: in order, in the caller
+        parallel.set_num_threads(2)
+        parallel.for_each_chunk(work, 20, 2)
+    finally:
+        parallel.set_num_threads(before)
+    assert sorted(taken) == [(i, i + 2) for i in range(0, 20, 2)]
+    by_main = sum(name == threading.main_thread().name for name in taken.values())
+    assert by_main < 5  # the slow thread ran fewer than its fixed half (10 chunks, 2 threads)
+
+
 def test_a_workers_error_is_raised_and_the_pool_still_works():
     before = parallel.num_threads()
     parallel.set_num_threads(2)

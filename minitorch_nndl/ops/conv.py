@@ -280,23 +280,21 @@ class Conv2d(Function):
         out_rows = out.reshape(N * OH * OW, C_out)
         finish = (epilogue or Epilogue()).finisher()
 
-        def convolve(first: int, last: int) -> None:  # the images first..last-1, a chunk at a time
-            for start in range(first, last, per_chunk):
-                stop = min(last, start + per_chunk)
-                if winograd:
-                    kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop], bias)
-                else:
-                    rows = _rows_of(x_rows[start:stop], geometry, (OH, OW), columns)
-                    out_chunk = out_rows[start * OH * OW : stop * OH * OW]
-                    xp.matmul(rows, filters, out=out_chunk)
-                    if bias is not None:
-                        out_chunk += bias
-                finish(out, start, stop)
+        def convolve(start: int, stop: int) -> None:  # one chunk: the images start..stop-1
+            if winograd:
+                kernels.winograd.conv3x3(x_rows[start:stop], filters, geometry.padding, out[start:stop], bias)
+            else:
+                rows = _rows_of(x_rows[start:stop], geometry, (OH, OW), columns)
+                out_chunk = out_rows[start * OH * OW : stop * OH * OW]
+                xp.matmul(rows, filters, out=out_chunk)
+                if bias is not None:
+                    out_chunk += bias
+            finish(out, start, stop)
 
         if winograd and _winograd_by_positions(x, images, (OH, OW)):  # few tiles a thread: see the bound
             kernels.winograd.conv3x3(x_rows, filters, geometry.padding, out, bias, lambda i, j: finish(out, i, j))
-        else:
-            parallel.for_batch_ranges(convolve, N, x)  # one range per thread (the pool is off by default)
+        else:  # the threads take the chunks in turn (the pool is off by default); at most a thread's share each
+            parallel.for_each_chunk(convolve, N, min(per_chunk, images), x)
         return out.transpose(0, 3, 1, 2), x_rows, (filters if winograd else None)
 
     @staticmethod
