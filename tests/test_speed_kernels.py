@@ -165,6 +165,40 @@ def test_conv_output_is_channels_last_and_feeds_the_next_conv_without_a_copy():
     assert conv_module._channels_last(y.data).base is y.data.base  # a view: nothing copied
 
 
+def test_two_threads_repeat_a_winograd_step_bit_for_bit(monkeypatch):
+    """With the threads taking the forward's chunks in turn and the GEMMs in small blocks, the same
+    inputs still give the same output and gradients to the bit (float32, Winograd, 2 threads)."""
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
+    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES_PER_THREAD", 1)  # chunks by images, not by positions
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_TILES", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)  # one image a chunk: 6 chunks for 2 threads
+    monkeypatch.setattr(winograd, "SMALL_GEMM_MNK", 16 * 16 * 8)  # blocks of 8 rows of the 16-tile GEMMs
+    monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 4)
+    rng = np.random.default_rng(13)
+    x_np = rng.standard_normal((6, 16, 8, 8)).astype(np.float32)
+    w_np = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    before = parallel.num_threads()
+
+    def step():
+        x = mt.tensor(x_np, requires_grad=True)
+        w = mt.tensor(w_np, requires_grad=True)
+        y = conv2d(x, w, padding=1)
+        (y * y).sum().backward()
+        return y.numpy(), x.grad, w.grad
+
+    try:
+        parallel.set_num_threads(2)
+        first, second = step(), step()
+        parallel.set_num_threads(1)
+        alone = step()
+    finally:
+        parallel.set_num_threads(before)
+    for a, b, c in zip(first, second, alone):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_chunks_and_threads_do_not_change_the_result(monkeypatch, threads):
     rng = np.random.default_rng(2)
