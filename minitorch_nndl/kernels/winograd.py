@@ -248,7 +248,8 @@ def _summed_products(a: Any, b: Any, out: Any, add: bool) -> Any:
     dimension K is long (the weight gradient's tiles); on NumPy, when M*N is small, as the sum
     over blocks of K that OpenBLAS's small-matrix kernels take (``SMALL_GEMM_MNK``).  Measured on
     one core, dU of 2 images at 64 channels, (64, 512) @ (512, 64) sixteen times: 142 GF/s in one
-    call each, 194 as three blocks of 171 tiles added up; at 128 channels (blocks of 52) 148 vs 154."""
+    call each, 194 as three blocks of 171 tiles added up.  At 128 channels blocks of 52 tiles gave
+    148 vs 154 GF/s, within the noise: under ``MIN_SMALL_GEMM_ROWS``, so not used."""
     xp = backend.xp_of(a)
     M, K = a.shape[1:]
     most_inner = SMALL_GEMM_MNK // max(M * b.shape[2], 1)
