@@ -136,7 +136,12 @@ def test_winograd_summed_products_over_blocks_of_the_inner_dimension(monkeypatch
     monkeypatch.setattr(winograd, "SMALL_GEMM_MNK", 4 * 3 * 15)  # at most 15 tiles a block: 3 blocks
     monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 4)
     before = rng.standard_normal((2, 4, 3))
+    calls = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda x, y, out: calls.append(x.shape) or real_matmul(x, y, out=out))
     out = winograd._summed_products(a, b, before.copy(), add=add)
+    monkeypatch.setattr(np, "matmul", real_matmul)
+    assert calls == [(2, 4, 14), (2, 4, 14), (2, 4, 12)]  # 40 tiles, at most 15 a block: 3 blocks of 14
     np.testing.assert_allclose(out, np.matmul(a, b) + (before if add else 0), rtol=1e-12, atol=1e-12)
     empty = winograd._summed_products(a[:, :, :0], b[:, :0], np.full((2, 4, 3), 7.0), add=False)
     assert not empty.any()

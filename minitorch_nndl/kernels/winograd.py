@@ -225,20 +225,31 @@ blocks, so U is made contiguous first (a copy of 256 KB).  Where fewer than
 (155 against 195 GF/s), and nothing changes."""
 
 
+def small_gemm_rows(like: Any, other_dims: int) -> int:
+    """How many rows (or inner entries) a GEMM whose other two dimensions multiply to ``other_dims``
+    may have for OpenBLAS's small-matrix kernels (``SMALL_GEMM_MNK``); 0 where they are not worth
+    blocks for: fewer than ``MIN_SMALL_GEMM_ROWS`` would qualify, or ``like`` is a CuPy array."""
+    most = SMALL_GEMM_MNK // max(other_dims, 1)
+    return 0 if backend.is_cuda_array(like) or most < MIN_SMALL_GEMM_ROWS else most
+
+
+def _block_length(length: int, most: int) -> int:
+    """The length of the fewest equal blocks of at most ``most`` that cover ``length`` (at least 1)."""
+    return -(-length // -(-length // most)) if length > most else max(length, 1)
+
+
 def _products(a: Any, b: Any, out: Any) -> Any:
     """out[p] = a[p] @ b[p] for a stack of positions p (one matmul), on NumPy in blocks of rows
-    that OpenBLAS's small-matrix kernels take when K*N is small enough (``SMALL_GEMM_MNK``)."""
+    that OpenBLAS's small-matrix kernels take when K*N is small enough (:func:`small_gemm_rows`),
+    with ``b`` made contiguous first (they are slower on a transposed view)."""
     xp = backend.xp_of(a)
-    K, N = b.shape[1:]
-    most_rows = SMALL_GEMM_MNK // max(K * N, 1)
-    if backend.is_cuda_array(a) or most_rows < MIN_SMALL_GEMM_ROWS:
+    most = small_gemm_rows(a, b.shape[1] * b.shape[2])
+    if not most:
         return xp.matmul(a, b, out=out)
     b = xp.ascontiguousarray(b)
     rows = a.shape[1]
-    if rows <= most_rows:
-        return xp.matmul(a, b, out=out)
-    step = -(-rows // -(-rows // most_rows))  # as few blocks as qualify, of equal size
-    for start in range(0, rows, step):
+    step = _block_length(rows, most)
+    for start in range(0, max(rows, 1), step):
         xp.matmul(a[:, start : start + step], b, out=out[:, start : start + step])
     return out
 
@@ -246,16 +257,14 @@ def _products(a: Any, b: Any, out: Any) -> Any:
 def _summed_products(a: Any, b: Any, out: Any, add: bool) -> Any:
     """out[p] = a[p] @ b[p] (``add``: out[p] += it) for a stack of positions p, where the inner
     dimension K is long (the weight gradient's tiles); on NumPy, when M*N is small, as the sum
-    over blocks of K that OpenBLAS's small-matrix kernels take (``SMALL_GEMM_MNK``).  Measured on
+    over blocks of K that OpenBLAS's small-matrix kernels take (:func:`small_gemm_rows`).  Measured on
     one core, dU of 2 images at 64 channels, (64, 512) @ (512, 64) sixteen times: 142 GF/s in one
     call each, 194 as three blocks of 171 tiles added up.  At 128 channels blocks of 52 tiles gave
     148 vs 154 GF/s, within the noise: under ``MIN_SMALL_GEMM_ROWS``, so not used."""
     xp = backend.xp_of(a)
-    M, K = a.shape[1:]
-    most_inner = SMALL_GEMM_MNK // max(M * b.shape[2], 1)
-    step = max(K, 1)
-    if not backend.is_cuda_array(a) and most_inner >= MIN_SMALL_GEMM_ROWS and K > most_inner:
-        step = -(-K // -(-K // most_inner))  # as few blocks as qualify, of equal size
+    K = a.shape[2]
+    most = small_gemm_rows(a, a.shape[1] * b.shape[2])
+    step = _block_length(K, most) if most else max(K, 1)
     product = None
     for start in range(0, max(K, 1), step):
         block = (a[:, :, start : start + step], b[:, start : start + step])
@@ -452,5 +461,6 @@ __all__ = [
     "conv3x3_backward",
     "filter_gradient",
     "filter_transform_matrix",
+    "small_gemm_rows",
     "transform_filter",
 ]

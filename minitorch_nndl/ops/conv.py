@@ -262,10 +262,12 @@ class Conv2d(Function):
 
         def make_filters() -> Any:  # Winograd's U, or W_rows^T (either with the channel scale in it)
             if winograd:
-                # each U[a, b] a transposed view; made once (inference mode) it is copied contiguous:
-                # the 16 GEMMs V @ U[a, b] then ran 6% (64 channels) to 20% (512) faster, measured
+                # each U[a, b] a transposed view; copied contiguous when made once (inference mode:
+                # the 16 GEMMs V @ U[a, b] then ran 6% (64 channels) to 20% (512) faster, measured)
+                # and when the GEMMs go through the small-matrix kernels, which want it so (64 channels)
                 U = kernels.winograd.transform_filter(weight, channel_scale)
-                return xp.ascontiguousarray(U) if prepares(weight) else U
+                small = kernels.winograd.small_gemm_rows(weight, U.shape[1] * U.shape[2])
+                return xp.ascontiguousarray(U) if prepares(weight) or small else U
             rows = xp.ascontiguousarray(weight).reshape(C_out, -1) if columns else _weight_rows(weight)
             rows = rows if channel_scale is None else rows * channel_scale.reshape(C_out, 1)
             # W_rows^T, the GEMM's right operand: a transposed view, or made contiguous when it is made
