@@ -63,9 +63,10 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        out = nn.conv_bn(self.conv1, self.bn1, x, relu=self.relu)  # relu(bn1(conv1(x))), one op in evaluation
-        identity = x if self.downsample is None else self.downsample(x)
-        return nn.conv_bn(self.conv2, self.bn2, out, residual=identity, relu=self.relu)  # relu(bn2(conv2) + identity)
+        # relu(bn2(conv2(relu(bn1(conv1(x))))) + identity), identity = x or downsample(x): two conv_bn ops,
+        # one depth-first op inside inference_mode() (nn.residual_block)
+        layers = ((self.conv1, self.bn1), (self.conv2, self.bn2))
+        return nn.residual_block(x, layers, self.downsample, self.relu)
 
 
 class Bottleneck(nn.Module):
@@ -98,10 +99,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        out = nn.conv_bn(self.conv1, self.bn1, x, relu=self.relu)  # relu(bn1(conv1(x))), one op in evaluation
-        out = nn.conv_bn(self.conv2, self.bn2, out, relu=self.relu)
-        identity = x if self.downsample is None else self.downsample(x)
-        return nn.conv_bn(self.conv3, self.bn3, out, residual=identity, relu=self.relu)
+        # three conv_bn ops with the ReLUs, the last one adding the identity (x or downsample(x));
+        # one depth-first op inside inference_mode() (nn.residual_block)
+        layers = ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3))
+        return nn.residual_block(x, layers, self.downsample, self.relu)
 
 
 class ResNet(nn.Module):

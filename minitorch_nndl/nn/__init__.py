@@ -13,6 +13,7 @@ The public API at a glance::
     MaxPool2d, AvgPool2d, AdaptiveAvgPool2d pooling
     Flatten, Dropout                        reshaping, regularisation
     conv_bn                                 conv + batch norm, folded into one conv in evaluation
+    residual_block                          a residual block's convs + shortcut, depth first in evaluation
     CrossEntropyLoss, NLLLoss, MSELoss      losses
     functional (as F), init                 stateless ops; weight initialisers
 
@@ -33,6 +34,7 @@ from .module import IncompatibleKeys, Module, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .residual import residual_block
 from .sync_batchnorm import SyncBatchNorm
 
 __all__ = [
@@ -63,4 +65,5 @@ __all__ = [
     "conv_bn",
     "functional",
     "init",
+    "residual_block",
 ]

@@ -30,6 +30,8 @@ applies the ReLU in its normalizing pass (:func:`minitorch_nndl.ops.norm.batch_n
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import backend, kernels
 from ..grad_mode import is_grad_enabled, prepared, prepares
 from ..ops.conv import conv2d_affine
@@ -51,9 +53,16 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
         if residual is not None:
             out = out + residual
         return out if relu is None else relu(out)
+    scale, shift, *geometry = folded(conv, bn, x)
+    return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
+
+
+def folded(conv: Module, bn: Module, x: Tensor) -> tuple:
+    """(scale, shift, stride, padding, dilation) of ``bn(conv(.))`` as one affine convolution:
+    s = gamma / sqrt(running_var + eps), t = beta - running_mean * s (+ conv bias * s)."""
     dtype = x.dtype
 
-    def scale_and_shift() -> tuple[Tensor, Tensor]:  # s = gamma / sqrt(var + eps), t = beta - mean s (+ b s)
+    def scale_and_shift() -> tuple[Tensor, Tensor]:
         with backend.device_context(x.device):
             xp = backend.xp_of(x.data)
             inv_std = 1 / xp.sqrt(bn.running_var.data.astype(dtype, copy=False) + dtype.type(bn.eps))
@@ -70,8 +79,7 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, residual: Tensor | None = None,
     )
     # once per inference_mode() block: the same scale array then lets the conv reuse its prepared filters
     scale, shift = prepared(("conv_bn", id(conv), id(bn), dtype.str), sources, scale_and_shift)
-    geometry = (conv.stride, conv.padding, conv.dilation)
-    return conv2d_affine(x, conv.weight, scale, shift, *geometry, residual=residual, relu=relu is not None)
+    return scale, shift, conv.stride, conv.padding, conv.dilation
 
 
 def _plain_relu(relu: Module | None) -> bool:
@@ -98,7 +106,7 @@ def _fuses(relu: Module | None, residual: Tensor | None, conv: Module, x: Tensor
     if residual is None:
         return True
     wants_grad = isinstance(residual, Tensor) and is_grad_enabled() and residual.requires_grad
-    return not wants_grad and _exactly_like(residual, _output_shape(conv, x), x)
+    return not wants_grad and _exactly_like(residual, output_shape(conv, x.shape), x)
 
 
 def _normalizes_then(bn: Module, relu: Module | None, residual: Tensor | None, z: Tensor) -> bool:
@@ -110,26 +118,33 @@ def _normalizes_then(bn: Module, relu: Module | None, residual: Tensor | None, z
     return _plain_relu(relu) and (residual is None or _exactly_like(residual, z.shape, z))
 
 
-def _output_shape(conv: Module, x: Tensor) -> tuple[int, ...]:
-    """The shape of ``conv(x)`` (x already checked to be 4-D with the conv's input channels)."""
-    sizes = zip(x.shape[2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation)
-    return (x.shape[0], conv.out_channels, *(kernels.conv_output_size(*size) for size in sizes))
+def output_shape(conv: Module, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``conv(x)`` for an x of ``x_shape`` (already checked to be 4-D with the conv's input channels)."""
+    sizes = zip(x_shape[2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+    return (x_shape[0], conv.out_channels, *(kernels.conv_output_size(*size) for size in sizes))
 
 
 def _folds(conv: Module, bn: Module, x: Tensor) -> bool:
     """Whether :func:`conv_bn` computes ``bn(conv(x))`` as one folded convolution."""
+    return isinstance(x, Tensor) and folds(conv, bn, x.shape, x.dtype, x.requires_grad)
+
+
+def folds(conv: Module, bn: Module, x_shape: tuple[int, ...], dtype: Any, x_requires_grad: bool = False) -> bool:
+    """Whether ``bn(conv(x))`` folds into one convolution for an x of ``x_shape`` and ``dtype``:
+    a plain Conv2d and BatchNorm2d in evaluation as the module docstring says, no gradient wanted,
+    and filters prepared once or smaller than the output."""
     if type(conv) is not Conv2d or type(bn) is not BatchNorm2d or bn.training or bn.running_mean is None:
         return False
     if conv.groups != 1 or conv.out_channels != bn.num_features or conv._forward_hooks or bn._forward_hooks:
         return False
-    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != conv.in_channels or x.dtype != conv.weight.dtype:
+    if len(x_shape) != 4 or x_shape[1] != conv.in_channels or dtype != conv.weight.dtype:
         return False  # conv(x) raises its own clear error
-    tensors = (x, conv.weight, conv.bias, bn.weight, bn.bias)
-    if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    params = (conv.weight, conv.bias, bn.weight, bn.bias)
+    if is_grad_enabled() and (x_requires_grad or any(t is not None and t.requires_grad for t in params)):
         return False
     if prepares(conv.weight.data):
         return True  # the folded filters are prepared once for the whole block: always cheaper
-    N, C_out, OH, OW = _output_shape(conv, x)
+    N, C_out, OH, OW = output_shape(conv, x_shape)
     return 16 * conv.in_channels * conv.out_channels <= N * C_out * OH * OW
 
 

@@ -1,0 +1,70 @@
+"""``residual_block``: a residual block's convolutions, depth first in evaluation.
+
+A residual block is ``relu(main(x) + shortcut(x))``, its main path two (BasicBlock) or three
+(Bottleneck) convolutions, each with its batch norm and a ReLU after it.  Run layer by layer,
+every convolution writes the whole batch's activation and the next one reads it back: at batch
+32 a 32x32x64 activation is 8 MB, more than the caches of a core hold, so it goes to memory and
+back.  But in evaluation every image goes through the block on its own (the batch norms use
+their running statistics), so the block can run *depth first*: a chunk of images through all
+of its convolutions, then the next chunk.  A chunk's activations (two 32x32x64 images: 0.5 MB)
+are still in the cache when the next convolution reads them.  Same arithmetic, other order:
+:func:`~minitorch_nndl.ops.conv.conv2d_affine_chain` does it, each batch norm folded into its
+convolution as :func:`~minitorch_nndl.nn.conv_bn` folds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..grad_mode import prepares
+from ..ops.conv import AffineConv, conv2d_affine_chain
+from ..tensor import Tensor
+from .containers import Sequential
+from .conv import Conv2d
+from .fused import _plain_relu, conv_bn, folded, folds, output_shape
+from .module import Module
+
+
+def residual_block(x: Tensor, layers: Sequence[tuple[Module, Module]], shortcut: Module | None, relu: Module) -> Tensor:
+    """A residual block's ``relu(bn_k(conv_k(... relu(bn_1(conv_1(x))) ...)) + shortcut(x))``: its main
+    path of (conv, batch norm) ``layers`` with the ``relu`` after each, its ``shortcut`` (None: the
+    identity; a ``Sequential(Conv2d, BatchNorm2d)``, or any module) and the ReLU at the end.
+
+    Inside ``inference_mode()`` on the CPU, where every pair folds (as :func:`conv_bn` says) and so
+    does the shortcut, it is one :func:`~minitorch_nndl.ops.conv.conv2d_affine_chain`, depth first
+    (see the module docstring); otherwise :func:`conv_bn` after :func:`conv_bn`, as written."""
+    if _chains(x, layers, shortcut, relu):
+        convs = [AffineConv(conv.weight, *folded(conv, bn, x)) for conv, bn in layers]
+        cut = None if shortcut is None else AffineConv(shortcut[0].weight, *folded(shortcut[0], shortcut[1], x))
+        return conv2d_affine_chain(x, convs, cut)
+    out = x
+    for conv, bn in layers[:-1]:
+        out = conv_bn(conv, bn, out, relu=relu)
+    identity = x if shortcut is None else shortcut(x)
+    return conv_bn(*layers[-1], out, residual=identity, relu=relu)
+
+
+def _chains(x: Tensor, layers: Sequence[tuple[Module, Module]], shortcut: Module | None, relu: Module) -> bool:
+    """Whether :func:`residual_block` runs as one chained convolution: inside ``inference_mode()``
+    on NumPy arrays (where the folded filters are made once), a plain ReLU, every (conv, bn) folding
+    on the input it gets, and a shortcut that is None with the block keeping x's shape, or a
+    hook-free ``Sequential(Conv2d, BatchNorm2d)`` that folds and gives the block's shape.  Anything
+    else (a shape that does not fit included) takes the separate ops, which raise their own errors."""
+    if relu is None or not _plain_relu(relu) or not layers or not isinstance(x, Tensor) or x.ndim != 4:
+        return False
+    shape = x.shape
+    for conv, bn in layers:
+        if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, shape, x.dtype):
+            return False
+        shape = output_shape(conv, shape)
+    if shortcut is None:
+        return shape == x.shape
+    if type(shortcut) is not Sequential or len(shortcut) != 2 or shortcut._forward_hooks:
+        return False
+    conv, bn = shortcut[0], shortcut[1]
+    if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, x.shape, x.dtype):
+        return False
+    return output_shape(conv, x.shape) == shape
+
+
+__all__ = ["residual_block"]
