@@ -65,8 +65,11 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # relu(bn2(conv2(relu(bn1(conv1(x))))) + identity), identity = x or downsample(x): two conv_bn ops,
         # one depth-first op inside inference_mode() (nn.residual_block)
-        layers = ((self.conv1, self.bn1), (self.conv2, self.bn2))
-        return nn.residual_block(x, layers, self.downsample, self.relu)
+        return nn.residual_block(x, *self.residual_parts())
+
+    def residual_parts(self) -> tuple:
+        """(conv, bn) pairs, shortcut, ReLU: what ``nn.residual_block`` needs (a stage chains blocks by it)."""
+        return ((self.conv1, self.bn1), (self.conv2, self.bn2)), self.downsample, self.relu
 
 
 class Bottleneck(nn.Module):
@@ -101,8 +104,11 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # three conv_bn ops with the ReLUs, the last one adding the identity (x or downsample(x));
         # one depth-first op inside inference_mode() (nn.residual_block)
-        layers = ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3))
-        return nn.residual_block(x, layers, self.downsample, self.relu)
+        return nn.residual_block(x, *self.residual_parts())
+
+    def residual_parts(self) -> tuple:
+        """(conv, bn) pairs, shortcut, ReLU: what ``nn.residual_block`` needs (a stage chains blocks by it)."""
+        return ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)), self.downsample, self.relu
 
 
 class ResNet(nn.Module):

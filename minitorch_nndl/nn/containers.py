@@ -10,6 +10,7 @@ from .activation import ReLU
 from .fused import conv_bn
 from .module import Module
 from .normalization import BatchNorm2d
+from .residual import residual_blocks
 
 
 class Identity(Module):
@@ -74,7 +75,11 @@ class Sequential(_ModuleSequence):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            if i + 1 < len(modules) and isinstance(modules[i + 1], BatchNorm2d):
+            blocks = _residual_run(modules, i)
+            if len(blocks) > 1:  # residual blocks in a row (a ResNet stage): one chain in evaluation
+                x = residual_blocks(x, blocks)
+                i += len(blocks)
+            elif i + 1 < len(modules) and isinstance(modules[i + 1], BatchNorm2d):
                 relu = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) is ReLU else None
                 x = conv_bn(modules[i], modules[i + 1], x, relu=relu)  # conv, batch norm (, ReLU): one op in evaluation
                 i += 2 if relu is None else 3
@@ -82,6 +87,16 @@ class Sequential(_ModuleSequence):
                 x = modules[i](x)
                 i += 1
         return x
+
+
+def _residual_run(modules: list[Module], start: int) -> list[Module]:
+    """The residual blocks (modules with ``residual_parts()``) from ``modules[start]`` up to the next other module."""
+    run = []
+    for module in modules[start:]:
+        if not callable(getattr(module, "residual_parts", None)):
+            break
+        run.append(module)
+    return run
 
 
 class ModuleList(_ModuleSequence):

@@ -1,4 +1,4 @@
-"""``residual_block``: a residual block's convolutions, depth first in evaluation.
+"""``residual_block`` and ``residual_blocks``: residual blocks depth first in evaluation.
 
 A residual block is ``relu(main(x) + shortcut(x))``, its main path two (BasicBlock) or three
 (Bottleneck) convolutions, each with its batch norm and a ReLU after it.  Run layer by layer,
@@ -9,17 +9,23 @@ their running statistics), so the block can run *depth first*: a chunk of images
 of its convolutions, then the next chunk.  A chunk's activations (two 32x32x64 images: 0.5 MB)
 are still in the cache when the next convolution reads them.  Same arithmetic, other order:
 :func:`~minitorch_nndl.ops.conv.conv2d_affine_chain` does it, each batch norm folded into its
-convolution as :func:`~minitorch_nndl.nn.conv_bn` folds it.
+convolution as :func:`~minitorch_nndl.nn.conv_bn` folds it.  A stage of blocks (``nn.Sequential``
+of them, as ResNet's ``layer1``) goes through the same chain as a whole.
+
+A module is such a block when it has ``residual_parts()``, returning its (conv, batch norm)
+pairs, its shortcut (None: the identity) and its ReLU module, and its ``forward(x)`` is
+``residual_block(x, *self.residual_parts())`` (as ResNet's BasicBlock and Bottleneck are): a
+stage may then run it without calling it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..grad_mode import prepares
-from ..ops.conv import AffineConv, conv2d_affine_chain
+from ..ops.conv import AffineBlock, AffineConv, conv2d_affine_chain
 from ..tensor import Tensor
-from .containers import Sequential
 from .conv import Conv2d
 from .fused import _plain_relu, conv_bn, folded, folds, output_shape
 from .module import Module
@@ -33,10 +39,9 @@ def residual_block(x: Tensor, layers: Sequence[tuple[Module, Module]], shortcut:
     Inside ``inference_mode()`` on the CPU, where every pair folds (as :func:`conv_bn` says) and so
     does the shortcut, it is one :func:`~minitorch_nndl.ops.conv.conv2d_affine_chain`, depth first
     (see the module docstring); otherwise :func:`conv_bn` after :func:`conv_bn`, as written."""
-    if _chains(x, layers, shortcut, relu):
-        convs = [AffineConv(conv.weight, *folded(conv, bn, x)) for conv, bn in layers]
-        cut = None if shortcut is None else AffineConv(shortcut[0].weight, *folded(shortcut[0], shortcut[1], x))
-        return conv2d_affine_chain(x, convs, cut)
+    block = _affine_block(x, x.shape if isinstance(x, Tensor) else None, layers, shortcut, relu)
+    if block is not None:
+        return conv2d_affine_chain(x, [block[0]])
     out = x
     for conv, bn in layers[:-1]:
         out = conv_bn(conv, bn, out, relu=relu)
@@ -44,27 +49,69 @@ def residual_block(x: Tensor, layers: Sequence[tuple[Module, Module]], shortcut:
     return conv_bn(*layers[-1], out, residual=identity, relu=relu)
 
 
-def _chains(x: Tensor, layers: Sequence[tuple[Module, Module]], shortcut: Module | None, relu: Module) -> bool:
-    """Whether :func:`residual_block` runs as one chained convolution: inside ``inference_mode()``
-    on NumPy arrays (where the folded filters are made once), a plain ReLU, every (conv, bn) folding
-    on the input it gets, and a shortcut that is None with the block keeping x's shape, or a
-    hook-free ``Sequential(Conv2d, BatchNorm2d)`` that folds and gives the block's shape.  Anything
-    else (a shape that does not fit included) takes the separate ops, which raise their own errors."""
-    if relu is None or not _plain_relu(relu) or not layers or not isinstance(x, Tensor) or x.ndim != 4:
+def residual_blocks(x: Tensor, blocks: Sequence[Module]) -> Tensor:
+    """``blocks[-1](... blocks[0](x) ...)`` for modules that are residual blocks (``residual_parts()``):
+    inside ``inference_mode()`` on the CPU, where every block would be one chain (see
+    :func:`residual_block`) and none has forward hooks, one chain through all of them; otherwise
+    each block called in turn."""
+    chain = []
+    shape = x.shape if isinstance(x, Tensor) else None
+    for block in blocks:
+        if block._forward_hooks:
+            chain = None
+            break
+        affine = _affine_block(x, shape, *block.residual_parts())
+        if affine is None:
+            chain = None
+            break
+        chain.append(affine[0])
+        shape = affine[1]
+    if chain:
+        return conv2d_affine_chain(x, chain)
+    for block in blocks:
+        x = block(x)
+    return x
+
+
+def _affine_block(
+    x: Tensor, shape: tuple | None, layers: Sequence[tuple[Module, Module]], shortcut: Module | None, relu: Module
+) -> tuple[AffineBlock, tuple] | None:
+    """The block as an :class:`AffineBlock` for an input of ``shape`` (x's dtype and device), and its
+    output's shape, when it runs as a chain (:func:`_chains`); else None."""
+    if shape is None or not _chains(x, shape, layers, shortcut, relu):
+        return None
+    convs = [AffineConv(conv.weight, *folded(conv, bn, x)) for conv, bn in layers]
+    cut = None if shortcut is None else AffineConv(shortcut[0].weight, *folded(shortcut[0], shortcut[1], x))
+    out_shape = shape
+    for conv, _ in layers:
+        out_shape = output_shape(conv, out_shape)
+    return AffineBlock(convs, cut), out_shape
+
+
+def _chains(x: Tensor, shape: tuple, layers: Sequence[tuple[Module, Module]], shortcut: Any, relu: Module) -> bool:
+    """Whether a block with an input of ``shape`` (x's dtype) runs as a chained convolution: inside
+    ``inference_mode()`` on NumPy arrays (where the folded filters are made once), a plain ReLU,
+    every (conv, bn) folding on the input it gets, and a shortcut that is None with the block
+    keeping its input's shape, or a hook-free ``Sequential(Conv2d, BatchNorm2d)`` that folds and
+    gives the block's shape.  Anything else (a shape that does not fit included) takes the separate
+    ops, which raise their own errors."""
+    from .containers import Sequential  # noqa: PLC0415  (containers runs stages of blocks through here)
+
+    if relu is None or not _plain_relu(relu) or not layers or not isinstance(x, Tensor) or len(shape) != 4:
         return False
-    shape = x.shape
+    out_shape = shape
     for conv, bn in layers:
-        if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, shape, x.dtype):
+        if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, out_shape, x.dtype):
             return False
-        shape = output_shape(conv, shape)
+        out_shape = output_shape(conv, out_shape)
     if shortcut is None:
-        return shape == x.shape
+        return out_shape == tuple(shape)
     if type(shortcut) is not Sequential or len(shortcut) != 2 or shortcut._forward_hooks:
         return False
     conv, bn = shortcut[0], shortcut[1]
-    if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, x.shape, x.dtype):
+    if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, shape, x.dtype):
         return False
-    return output_shape(conv, x.shape) == shape
+    return output_shape(conv, shape) == out_shape
 
 
-__all__ = ["residual_block"]
+__all__ = ["residual_block", "residual_blocks"]
