@@ -77,41 +77,46 @@ def _affine_block(
     x: Tensor, shape: tuple | None, layers: Sequence[tuple[Module, Module]], shortcut: Module | None, relu: Module
 ) -> tuple[AffineBlock, tuple] | None:
     """The block as an :class:`AffineBlock` for an input of ``shape`` (x's dtype and device), and its
-    output's shape, when it runs as a chain (:func:`_chains`); else None."""
-    if shape is None or not _chains(x, shape, layers, shortcut, relu):
+    output's shape, when it runs as a chain (:func:`_chained_shape`); else None."""
+    out_shape = None if shape is None else _chained_shape(x, shape, layers, shortcut, relu)
+    if out_shape is None:
         return None
     convs = [AffineConv(conv.weight, *folded(conv, bn, x)) for conv, bn in layers]
     cut = None if shortcut is None else AffineConv(shortcut[0].weight, *folded(shortcut[0], shortcut[1], x))
-    out_shape = shape
-    for conv, _ in layers:
-        out_shape = output_shape(conv, out_shape)
     return AffineBlock(convs, cut), out_shape
 
 
-def _chains(x: Tensor, shape: tuple, layers: Sequence[tuple[Module, Module]], shortcut: Any, relu: Module) -> bool:
-    """Whether a block with an input of ``shape`` (x's dtype) runs as a chained convolution: inside
-    ``inference_mode()`` on NumPy arrays (where the folded filters are made once), a plain ReLU,
-    every (conv, bn) folding on the input it gets, and a shortcut that is None with the block
-    keeping its input's shape, or a hook-free ``Sequential(Conv2d, BatchNorm2d)`` that folds and
-    gives the block's shape.  Anything else (a shape that does not fit included) takes the separate
-    ops, which raise their own errors."""
+def _chained_shape(
+    x: Tensor, shape: tuple, layers: Sequence[tuple[Module, Module]], shortcut: Any, relu: Module
+) -> tuple | None:
+    """The output shape of a block with an input of ``shape`` (x's dtype) when it runs as a chained
+    convolution, else None.  It does inside ``inference_mode()`` on NumPy arrays (where the folded
+    filters are made once), with a plain ReLU, every (conv, bn) folding on the input it gets, and a
+    shortcut that is None with the block keeping its input's shape, or a hook-free
+    ``Sequential(Conv2d, BatchNorm2d)`` that folds and gives the block's shape.  Anything else (a
+    shape that does not fit included) takes the separate ops, which raise their own errors."""
     from .containers import Sequential  # noqa: PLC0415  (containers runs stages of blocks through here)
 
     if relu is None or not _plain_relu(relu) or not layers or not isinstance(x, Tensor) or len(shape) != 4:
-        return False
-    out_shape = shape
+        return None
+    out_shape = tuple(shape)
     for conv, bn in layers:
-        if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, out_shape, x.dtype):
-            return False
+        if not _folds_once(conv, bn, out_shape, x):
+            return None
         out_shape = output_shape(conv, out_shape)
     if shortcut is None:
-        return out_shape == tuple(shape)
+        return out_shape if out_shape == tuple(shape) else None
     if type(shortcut) is not Sequential or len(shortcut) != 2 or shortcut._forward_hooks:
-        return False
+        return None
     conv, bn = shortcut[0], shortcut[1]
-    if type(conv) is not Conv2d or not prepares(conv.weight.data) or not folds(conv, bn, shape, x.dtype):
-        return False
-    return output_shape(conv, shape) == out_shape
+    if not _folds_once(conv, bn, shape, x) or output_shape(conv, shape) != out_shape:
+        return None
+    return out_shape
+
+
+def _folds_once(conv: Module, bn: Module, shape: tuple, x: Tensor) -> bool:
+    """A plain Conv2d whose filters are made once here (inference mode, NumPy), folding with ``bn``."""
+    return type(conv) is Conv2d and prepares(conv.weight.data) and folds(conv, bn, shape, x.dtype)
 
 
 __all__ = ["residual_block", "residual_blocks"]

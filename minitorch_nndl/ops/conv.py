@@ -611,9 +611,7 @@ def conv2d_affine(
     residual block ends in relu(bn(conv(x)) + shortcut), see :func:`minitorch_nndl.nn.conv_bn`)."""
     op = "conv2d_affine"
     stride, padding, dilation = _checked_arguments(op, x, weight, shift, stride, padding, dilation, 1)
-    if not isinstance(scale, Tensor) or scale.shape != shift.shape or scale.dtype != x.dtype:
-        given = f"{scale.shape} {scale.dtype}" if isinstance(scale, Tensor) else type(scale).__name__
-        raise ValueError(f"{op}: scale must be a Tensor like shift ({shift.shape} {shift.dtype}), got {given}")
+    _check_scale(op, scale, shift, x.dtype)
     if residual is not None:
         expected = (x.shape[0], weight.shape[0]) + _output_hw(
             ConvGeometry(x.shape, weight.shape[2:], stride, padding, dilation, 1)
@@ -674,9 +672,8 @@ def conv2d_affine_chain(x: Tensor, blocks: Sequence[AffineBlock]) -> Tensor:
     shape = x.shape
     links = []  # per block: [(conv, geometry) of its convs..., then its shortcut's when it has one]
     for b, block in enumerate(blocks):
-        name = f"{op} blocks[{b}]"
-        links.append(_checked_block(name, block, shape, x.dtype))
-        shape = (shape[0], block.convs[-1].weight.shape[0], *_output_hw(links[-1][len(block.convs) - 1][1]))
+        block_links, shape = _checked_block(f"{op} blocks[{b}]", block, shape, x.dtype)
+        links.append(block_links)
     with no_grad():
         plans = [_chain_plans(x.data, block_links) for block_links in links]
         if all(plan is not None for plan in plans):
@@ -694,9 +691,9 @@ def conv2d_affine_chain(x: Tensor, blocks: Sequence[AffineBlock]) -> Tensor:
         return out
 
 
-def _checked_block(op: str, block: AffineBlock, x_shape: tuple, dtype: Any) -> list:
+def _checked_block(op: str, block: AffineBlock, x_shape: tuple, dtype: Any) -> tuple[list, tuple]:
     """Raise a clear error for a bad block of a chain; returns its (conv, geometry) links for an input
-    of ``x_shape``, the shortcut's last."""
+    of ``x_shape`` (the shortcut's last) and the block's output shape."""
     if not isinstance(block, AffineBlock):
         raise TypeError(f"{op}: expected an AffineBlock, got {type(block).__name__}")
     if len(block.convs) == 0:
@@ -711,24 +708,28 @@ def _checked_block(op: str, block: AffineBlock, x_shape: tuple, dtype: Any) -> l
             raise ValueError(
                 f"{op}: the identity shortcut needs an input {tuple(x_shape)} of the output's shape {shape}"
             )
-        return links
+        return links, shape
     cut = _checked_link(f"{op}.shortcut", block.shortcut, x_shape, dtype)
     cut_shape = (x_shape[0], block.shortcut.weight.shape[0], *_output_hw(cut))
     if cut_shape != shape:
         raise ValueError(f"{op}: the shortcut's output {cut_shape} differs from the output's shape {shape}")
-    return [*links, (block.shortcut, cut)]
+    return [*links, (block.shortcut, cut)], shape
 
 
 def _checked_link(op: str, conv: AffineConv, x_shape: tuple, dtype: Any) -> ConvGeometry:
     """Raise a clear error for a bad link of a chain; returns its geometry for an input of ``x_shape``."""
     if not isinstance(conv, AffineConv):
         raise TypeError(f"{op}: expected an AffineConv, got {type(conv).__name__}")
-    weight, scale, shift = conv.weight, conv.scale, conv.shift
-    stride, padding, dilation = _checked_geometry(op, x_shape, dtype, weight, shift, *conv[3:], 1)
+    stride, padding, dilation = _checked_geometry(op, x_shape, dtype, conv.weight, conv.shift, *conv[3:], 1)
+    _check_scale(op, conv.scale, conv.shift, dtype)
+    return ConvGeometry(tuple(x_shape), conv.weight.shape[2:], stride, padding, dilation, 1)
+
+
+def _check_scale(op: str, scale: Any, shift: Tensor, dtype: Any) -> None:
+    """Raise a clear error unless ``scale`` is a Tensor of ``shift``'s shape and the input's ``dtype``."""
     if not isinstance(scale, Tensor) or scale.shape != shift.shape or scale.dtype != dtype:
         given = f"{scale.shape} {scale.dtype}" if isinstance(scale, Tensor) else type(scale).__name__
         raise ValueError(f"{op}: scale must be a Tensor like shift ({shift.shape} {shift.dtype}), got {given}")
-    return ConvGeometry(tuple(x_shape), weight.shape[2:], stride, padding, dilation, 1)
 
 
 def _chain_plans(x: Any, links: list[tuple[AffineConv, ConvGeometry]]) -> list[ConvPlan] | None:
