@@ -6,7 +6,10 @@ For each batch size (default 128 and 32) and each framework:
 * eval:  forward in eval mode without a graph, every round of it inside one inference block
   (ours ``mt.inference_mode()``, PyTorch ``torch.inference_mode()``), as an evaluation
   pass over a test set runs: the weights are fixed there, and ours prepares each
-  convolution's filters (Winograd's U, the batch norm folded in) on the first batch only
+  convolution's filters (Winograd's U, the batch norm folded in) on the first batch only.
+  Ours evaluates as the Trainer's ``evaluate`` does, through ``nn.ProcessReplicas`` (with
+  the batch threads on: the model forked once per core, each process a share of the batch;
+  ``--ours-eval threads`` calls the model itself, its batch split over threads)
 * memory: the peak resident memory (RSS) of the process after its training steps, and
   how much of it the steps added above the process with its model built (on a GPU:
   the peak GPU memory, ours as CuPy's pool holds it, PyTorch's reserved and allocated)
@@ -100,9 +103,12 @@ def bench_ours(batch: int, args: argparse.Namespace) -> Setup:
     optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     sync = lambda: mt.backend.synchronize(x.device)  # noqa: E731
     inference = mt.inference_mode()  # entered by the first evaluation step, left by a training step
+    replicas: list[nn.ProcessReplicas] = []  # made in that block (processes: one per core)
 
     def train_step() -> None:
         if mt.is_inference_mode():
+            while replicas:
+                replicas.pop().close()
             inference.__exit__(None, None, None)
         optimizer.zero_grad()
         criterion(model(x), y).backward()
@@ -111,7 +117,9 @@ def bench_ours(batch: int, args: argparse.Namespace) -> Setup:
     def eval_step() -> None:
         if not mt.is_inference_mode():
             inference.__enter__()
-        model(x)
+            if args.ours_eval == "processes":
+                replicas.append(nn.ProcessReplicas(model.eval()))
+        (replicas[0] if replicas else model)(x)
 
     def gpu_memory() -> dict[str, float]:  # CuPy's pool keeps every block it needed: its size is the peak
         if device == "cpu":
@@ -360,6 +368,12 @@ def main(argv: list[str] | None = None) -> None:
         help="ours: batch (each thread a part of the batch, BLAS single-threaded: "
         "parallel.use_batch_threads()) or blas (only the GEMMs threaded, by BLAS)",
     )
+    parser.add_argument(
+        "--ours-eval",
+        choices=("processes", "threads"),
+        default="processes",
+        help="ours: evaluate through nn.ProcessReplicas (one forked process per batch thread) or the model itself",
+    )
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -393,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.no_reuse_freed_memory:
         worker_argv.append("--no-reuse-freed-memory")
-    worker_argv.append(f"--ours-threads={args.ours_threads}")
+    worker_argv += [f"--ours-threads={args.ours_threads}", f"--ours-eval={args.ours_eval}"]
 
     print(f"ResNet18-CIFAR on {device}: {cpu_model()}, {os.cpu_count()} CPUs")
     print(f"numpy {np.__version__} with {numpy_blas()}, {parallel.blas_threads()} BLAS threads")
@@ -403,6 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ours: GEMMs on the BLAS threads, {parallel.num_threads()} copy thread(s)")
     print(f"ours: glibc keeps freed memory (reuse_freed_memory): {not args.no_reuse_freed_memory}")
     print("eval: ours in one mt.inference_mode() block (filters prepared once), PyTorch in torch.inference_mode()")
+    if args.ours_eval == "processes" and args.ours_threads == "batch" and not on_gpu:
+        print(f"eval: ours through nn.ProcessReplicas, {os.cpu_count()} processes (the model forked, a share each)")
     if on_gpu:
         print(f"cupy {mt.backend.xp_for(device).__version__}, {args.precision}")
     print(

@@ -118,12 +118,13 @@ class inference_mode(contextlib.ContextDecorator):  # noqa: N801  (named like a 
         if outermost:
             _state.prepared = {}
             _state.locked = []
+            _state.block = object()
 
     def __exit__(self, *exc: object) -> None:
         if self._outermost.pop():
             for array in _state.locked:
                 array.flags.writeable = True
-            _state.prepared = _state.locked = None
+            _state.prepared = _state.locked = _state.block = None
         self._no_grad.__exit__(*exc)
 
     def _recreate_cm(self) -> inference_mode:
@@ -133,6 +134,21 @@ class inference_mode(contextlib.ContextDecorator):  # noqa: N801  (named like a 
 def is_inference_mode() -> bool:
     """True inside ``inference_mode()`` (per thread)."""
     return getattr(_state, "prepared", None) is not None
+
+
+def inference_block() -> object | None:
+    """This thread's outermost ``inference_mode()`` block now (an object that stands for it and for no
+    other block), or None outside one: what was made from the weights in one block is for that block."""
+    return getattr(_state, "block", None)
+
+
+def keep_fixed(arrays: Any) -> None:
+    """Make the NumPy ``arrays`` read-only until this thread's ``inference_mode()`` block ends (the
+    ones already read-only are left as they are): an update inside then raises NumPy's error."""
+    for array in arrays:
+        if isinstance(array, np.ndarray) and array.flags.writeable:
+            array.flags.writeable = False
+            _state.locked.append(array)
 
 
 def prepares(array: Any) -> bool:
@@ -153,9 +169,6 @@ def prepared(key: Any, sources: tuple, make: Callable[[], Any]) -> Any:
     if entry is not None and len(entry[0]) == len(sources) and all(a is b for a, b in zip(entry[0], sources)):
         return entry[1]
     value = make()
-    for array in arrays:
-        if array.flags.writeable:
-            array.flags.writeable = False
-            _state.locked.append(array)
+    keep_fixed(arrays)
     cache[key] = (tuple(sources), value)
     return value

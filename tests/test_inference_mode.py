@@ -161,3 +161,21 @@ def test_inside_every_batch_norm_folds_even_where_the_filters_outnumber_the_outp
         got = nn.conv_bn(conv, bn, x).numpy()
     assert folds.calls == (1 if device == "cpu" else 0)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_inference_block_names_the_outermost_block_and_keep_fixed_lasts_as_long():
+    inference_block, keep_fixed = grad_mode.inference_block, grad_mode.keep_fixed
+    assert inference_block() is None
+    kept, already = np.zeros(3), np.zeros(3)
+    already.flags.writeable = False
+    with mt.inference_mode():
+        block = inference_block()
+        assert block is not None
+        with mt.inference_mode():
+            assert inference_block() is block  # a nested block is the outer one's
+            keep_fixed([kept, already, [1.0]])  # not NumPy arrays: left alone
+        assert not kept.flags.writeable  # the nested block's end is not the end
+    assert kept.flags.writeable and not already.flags.writeable  # only what it made read-only is unlocked
+    with mt.inference_mode():
+        assert inference_block() is not block and inference_block() is not None
+    assert inference_block() is None

@@ -38,7 +38,9 @@ waking a thread costs tens of microseconds here) and the rest to about 250 waits
 per forward (``perf stat``: 277 context switches a forward with two threads, under 1 with one).
 Measured and dropped: both threads running the whole network on half the batch (no hand-offs,
 but the Python of every layer then competes for the GIL: 5% slower), epilogues per thread
-range instead of per chunk, a 50 us switch interval (no change beyond the noise).
+range instead of per chunk, a 50 us switch interval (no change beyond the noise).  Evaluation, where nothing
+is summed over the batch, goes around the lock instead: :class:`~minitorch_nndl.nn.ProcessReplicas`
+forks the model once per core and gives each process a share of the batch.
 
 How many threads: the environment variable ``MINITORCH_NUM_THREADS`` or
 :func:`set_num_threads`; 1 turns the pool off.  By default the pool is used only when
@@ -52,12 +54,13 @@ with a single-threaded BLAS the split took 2.3 ms instead of 2.9 ms).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -245,8 +248,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def num_threads() -> int:
-    """How many threads :func:`for_batch_ranges` splits work over (1: no pool)."""
-    return _num_threads
+    """How many threads :func:`for_batch_ranges` splits work over (1: no pool, or inside :func:`single_threaded`)."""
+    return 1 if getattr(_state, "alone", False) else _num_threads
 
 
 def set_num_threads(n: int) -> None:
@@ -274,7 +277,7 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-_state = threading.local()  # .busy: this thread is running a share of a for_batch_ranges call
+_state = threading.local()  # .busy: this thread's calls run unsplit (a share, single_threaded()); .alone: the latter
 
 
 MIN_SPLIT_ELEMENTS = 1 << 20
@@ -286,9 +289,23 @@ forward + backward and ReLU's over 262,144 values took 0.51 ms in one call and 0
 split; over 2,097,152 values split won, 4.4 against 6.0 ms."""
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Inside, this thread's calls run unsplit and :func:`num_threads` is 1, so layers plan for one
+    thread: for a process that shares the cores with others already (one of
+    :class:`~minitorch_nndl.nn.ProcessReplicas`)."""
+    before = getattr(_state, "busy", False), getattr(_state, "alone", False)
+    _state.busy = _state.alone = True
+    try:
+        yield
+    finally:
+        _state.busy, _state.alone = before
+
+
 def _runs_inline(parts: int, array: Any) -> bool:
     """Whether work of ``parts`` pieces runs in the calling thread: one piece, one thread, a call
-    from inside a share (the threads are busy already) or CuPy work (asynchronous on the GPU)."""
+    from inside a share or :func:`single_threaded` (the cores are busy already) or CuPy work
+    (asynchronous on the GPU)."""
     nested = getattr(_state, "busy", False)
     return parts <= 1 or _num_threads == 1 or nested or (array is not None and backend.is_cuda_array(array))
 
@@ -356,12 +373,13 @@ def sum_over_batch_ranges(fn: Callable[[int, int], Any], n: int, array: Any = No
 
 
 def _share(fn: Callable[[int, int], Any], start: int, stop: int, errors: dict[str, str]) -> None:
+    before = getattr(_state, "busy", False)
     _state.busy = True
     try:
         with np.errstate(**errors):
             fn(start, stop)
     finally:
-        _state.busy = False
+        _state.busy = before
 
 
 __all__ = [
@@ -378,6 +396,7 @@ __all__ = [
     "for_each_chunk",
     "num_threads",
     "set_num_threads",
+    "single_threaded",
     "split",
     "sum_over_batch_ranges",
 ]

@@ -14,6 +14,7 @@ The public API at a glance::
     Flatten, Dropout                        reshaping, regularisation
     conv_bn                                 conv + batch norm, folded into one conv in evaluation
     residual_block                          a residual block's convs + shortcut, depth first in evaluation
+    ProcessReplicas                         evaluation on every core: the model forked, a batch share each
     CrossEntropyLoss, NLLLoss, MSELoss      losses
     functional (as F), init                 stateless ops; weight initialisers
 
@@ -34,6 +35,7 @@ from .module import IncompatibleKeys, Module, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .replicas import ProcessReplicas
 from .residual import residual_block
 from .sync_batchnorm import SyncBatchNorm
 
@@ -56,6 +58,7 @@ __all__ = [
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "ProcessReplicas",
     "ReLU",
     "RemovableHandle",
     "Sequential",

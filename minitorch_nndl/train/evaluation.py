@@ -1,7 +1,10 @@
 """Evaluate a classifier over a loader, or predict a batch: eval mode, no graph, one host sync.
 
 Both restore the model's training mode afterwards, and both take data only on the model's
-device (:func:`~minitorch_nndl.train.placement.on_device`).  ``Trainer.evaluate`` and
+device (:func:`~minitorch_nndl.train.placement.on_device`).  On the CPU with the batch threads on
+(``parallel.use_batch_threads()``, as the example's command line sets them), each batch is split
+over forked copies of the model (:class:`~minitorch_nndl.nn.ProcessReplicas`), one per core, whose
+Python runs without waiting for the other threads' turn at the interpreter lock.  ``Trainer.evaluate`` and
 ``Trainer.predict`` are these functions with the Trainer's model, loss and metrics.
 """
 
@@ -12,6 +15,7 @@ from typing import Any
 
 from .. import backend
 from ..grad_mode import inference_mode
+from ..nn.replicas import ProcessReplicas
 from ..tensor import Tensor
 from . import sharded
 from .metrics import Accuracy, MeanMetric, Metric
@@ -53,12 +57,13 @@ def evaluate(
     for m in metrics.values():
         m.reset()
     try:
-        for batch in loader:
-            x, y = on_device(batch[0], device), on_device(batch[1], device, "batch's target")
-            logits = model(x)
-            loss_meter.update(loss_fn(logits, y).data, int(x.shape[0]))
-            for m in metrics.values():
-                m.update(logits.data, y.data)
+        with ProcessReplicas(model) as forward:  # one process, model(x) itself, unless the batch threads are on
+            for batch in loader:
+                x, y = on_device(batch[0], device), on_device(batch[1], device, "batch's target")
+                logits = forward(x)
+                loss_meter.update(loss_fn(logits, y).data, int(x.shape[0]))
+                for m in metrics.values():
+                    m.update(logits.data, y.data)
     finally:
         model.train(was_training)
     sharded.all_reduce_metrics({"loss": loss_meter, **metrics}, device)
@@ -77,7 +82,8 @@ def predict(model: Any, x: Any, device: str, probs: bool = False, batch_size: in
         x = on_device(x, device, "input")
         n = int(x.shape[0])
         step = batch_size or n or 1
-        outs = [model(x[i : i + step]).data for i in range(0, n, step)]
+        with ProcessReplicas(model) as forward:
+            outs = [forward(x[i : i + step]).data for i in range(0, n, step)]
         out = outs[0] if len(outs) == 1 else backend.xp_of(outs[0]).concatenate(outs)
         t = Tensor._wrap(out)
         return t.softmax(axis=1) if probs else t
