@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -256,6 +257,7 @@ def finalize() -> None:
 
 # ---------------------------------------------------------------------------- the except hook
 _previous_hook: Any = None
+ABORT_GRACE_SECONDS = 0.25
 
 
 def _abort_on_exception(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -266,6 +268,10 @@ def _abort_on_exception(exc_type: type[BaseException], exc: BaseException, tb: A
         traceback.print_exception(exc_type, exc, tb)
     rank, size = get_rank(), get_world_size()
     print(f"distributed: rank {rank} of {size} failed ({exc_type.__name__}); aborting all ranks", file=sys.stderr)
+    sys.stderr.flush()
+    # a moment for mpiexec to pass the lines on: the abort tears the job down, and MPICH's launcher
+    # dropped what it had not forwarded yet (seen once in CI: the traceback came through, this line did not)
+    time.sleep(ABORT_GRACE_SECONDS)
     abort(1)
 
 
