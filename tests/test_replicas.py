@@ -125,6 +125,14 @@ def test_weights_are_fixed_while_they_live() -> None:
     assert not weight.data.any()
 
 
+def test_one_process_is_the_model_itself_and_locks_nothing() -> None:
+    model, x = _small_resnet(), _images(4)
+    with mt.inference_mode(), nn.ProcessReplicas(model, processes=1) as replicas:
+        np.testing.assert_array_equal(replicas(x).data, model(x).data)
+        np.testing.assert_array_equal(replicas(x).data, model(x).data)
+        assert not replicas._replicas and model.fc.weight.data.flags.writeable
+
+
 def test_used_in_another_block() -> None:
     model, x = _small_resnet(), _images(4)
     with mt.inference_mode():

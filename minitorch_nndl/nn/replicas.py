@@ -76,7 +76,8 @@ class ProcessReplicas:
         elif processes > 1 and reason:
             raise ValueError(f"ProcessReplicas: cannot run {type(model).__name__} in {processes} processes: {reason}")
         self.processes = processes
-        keep_fixed(array for _, array in self._arrays)
+        if processes > 1:  # copies of the weights are about to be made: none may change from now on
+            keep_fixed(array for _, array in self._arrays)
         self._replicas: list[tuple[int, Connection]] = []  # forked by the first call
         self._forked = False
         self._finalizer = weakref.finalize(self, _end, self._replicas, os.getpid())
