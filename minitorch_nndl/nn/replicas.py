@@ -29,12 +29,13 @@ holds the same arrays, is in eval mode (batch statistics would differ per share)
 forward hooks (a hook would run in the replica, where what it records is lost).  ``processes``
 defaults to the threads :mod:`~minitorch_nndl.kernels.parallel` uses when the BLAS is single
 threaded (``use_batch_threads()``), else 1; with 1 process, a CUDA model, or no ``os.fork``
-(Windows), calling the replicas is calling the model.  Each process computes its share on one
-thread (:func:`~minitorch_nndl.kernels.parallel.single_threaded`).  Memory: a replica's own
-activations and, on its first batch, its own prepared filters (Winograd's transforms: about
-70 MB for ResNet18).  Ctrl-C interrupts the caller only (the replicas ignore it); the call then
-ends the replicas, and so does any error in one of them, which is raised in the caller;
-``close()`` (or the end of the ``with``) kills them.
+(Windows), calling the replicas is calling the model, and nothing is made read-only.  Each
+process computes its share on one thread (:func:`~minitorch_nndl.kernels.parallel.single_threaded`).
+Memory: each replica's own activations and scratch buffers (the weights and the filters prepared
+on the first batch stay shared; a batch size that needs other filters, as a smaller last batch
+may, has them made in every process).  Ctrl-C interrupts the caller only (the replicas ignore
+it); the call then ends the replicas, and so does any error in one of them, which is raised in
+the caller; ``close()`` (or the end of the ``with``) kills them.
 """
 
 from __future__ import annotations
