@@ -163,6 +163,21 @@ def test_an_error_in_a_replica_is_raised_and_ends_them() -> None:
         assert not any(_alive(pid) for pid in pids)
 
 
+def test_a_replica_that_died_is_one_clear_error() -> None:
+    model, x = _small_resnet(), _images(4)
+    with mt.inference_mode():
+        replicas = nn.ProcessReplicas(model, processes=3)
+        replicas(x)
+        (_, _), (pid, _) = replicas._replicas
+        os.kill(pid, signal.SIGKILL)  # as the out-of-memory killer would (close() reaps it)
+        ended = r"ProcessReplicas: replica 2 \(pid \d+\)(, images 2\.\.3)? (has ended|ended before it answered)"
+        with pytest.raises(RuntimeError, match=ended):
+            for _ in range(3):  # the send may still fit in the socket's buffer: then the answer is missing
+                replicas(x)
+        assert not replicas._replicas
+        np.testing.assert_allclose(replicas(x).data, model(x).data)  # the model alone from then on
+
+
 class _Interrupted(nn.Module):
     """Ctrl-C in the caller's share only (of two images; the first call, of four, runs through)."""
 

@@ -124,8 +124,11 @@ class ProcessReplicas:
             return self.model(x)
         shares = parallel.split(len(x.data), self.processes)
         try:
-            for (_, connection), (start, stop) in zip(self._replicas, shares[1:]):
-                _send_array(connection, x.data[start:stop])
+            for k, ((pid, connection), (start, stop)) in enumerate(zip(self._replicas, shares[1:]), start=1):
+                try:
+                    _send_array(connection, x.data[start:stop])
+                except OSError:  # its end is closed: it died (killed, out of memory)
+                    raise RuntimeError(f"ProcessReplicas: replica {k} (pid {pid}) has ended; make new ones") from None
             with parallel.single_threaded():
                 mine = self.model(x[shares[0][0] : shares[0][1]])
             outputs = [_output_array(mine, shares[0])]
@@ -218,9 +221,9 @@ def _send_array(connection: Connection, array: np.ndarray) -> None:
 def _receive_array(connection: Connection, sender: str) -> np.ndarray:
     try:
         header = json.loads(connection.recv_bytes())
-    except EOFError:
+    except (EOFError, OSError):  # the other end closed (a replica that died, or the caller gone)
         if sender == "the caller":
-            raise
+            raise EOFError from None
         raise RuntimeError(f"ProcessReplicas: {sender} ended before it answered") from None
     if "error" in header:
         raise RuntimeError(f"ProcessReplicas: {sender} failed: {header['error']}")
