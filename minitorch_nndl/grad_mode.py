@@ -145,6 +145,10 @@ def inference_block() -> object | None:
 def keep_fixed(arrays: Any) -> None:
     """Make the NumPy ``arrays`` read-only until this thread's ``inference_mode()`` block ends (the
     ones already read-only are left as they are): an update inside then raises NumPy's error."""
+    if not is_inference_mode():
+        raise RuntimeError(
+            "keep_fixed: only inside `with inference_mode():`, whose end makes the arrays writable again"
+        )
     for array in arrays:
         if isinstance(array, np.ndarray) and array.flags.writeable:
             array.flags.writeable = False

@@ -179,3 +179,10 @@ def test_inference_block_names_the_outermost_block_and_keep_fixed_lasts_as_long(
     with mt.inference_mode():
         assert inference_block() is not block and inference_block() is not None
     assert inference_block() is None
+
+
+def test_keep_fixed_outside_a_block_is_one_clear_error():
+    array = np.zeros(2)
+    with pytest.raises(RuntimeError, match="keep_fixed: only inside"):
+        grad_mode.keep_fixed([array])
+    assert array.flags.writeable

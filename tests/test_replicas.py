@@ -138,7 +138,10 @@ def test_used_in_another_block() -> None:
     with mt.inference_mode():
         replicas = nn.ProcessReplicas(model, processes=2)
     try:
-        with mt.inference_mode(), pytest.raises(RuntimeError, match="outside the inference_mode.. block they were"):
+        with (
+            mt.inference_mode(),
+            pytest.raises(RuntimeError, match=r"outside the inference_mode.. block \(or the thread\)"),
+        ):
             replicas(x)
     finally:
         replicas.close()
@@ -278,3 +281,132 @@ def test_evaluate_and_predict_use_the_replicas(monkeypatch: pytest.MonkeyPatch) 
     assert split["acc"] == alone["acc"]
     assert split["loss"] == pytest.approx(alone["loss"], rel=1e-12)
     np.testing.assert_allclose(logits, logits_alone, rtol=1e-12, atol=1e-12)
+
+
+def test_a_replaced_module_or_parameter_is_seen() -> None:
+    model, x = _small_resnet(), _images(4)
+    with mt.inference_mode(), nn.ProcessReplicas(model, processes=2) as replicas:
+        replicas(x)
+        fc = model.fc
+        model.fc = nn.Linear(fc.in_features, fc.out_features, dtype=mt.float64).eval()  # new tensors, new arrays
+        with pytest.raises(RuntimeError, match="modules, parameters or buffers were replaced"):
+            replicas(x)
+    model = _small_resnet()
+    with mt.inference_mode(), nn.ProcessReplicas(model, processes=2) as replicas:
+        replicas(x)
+        model.fc.bias = nn.Parameter(mt.tensor(np.zeros(10)))
+        with pytest.raises(RuntimeError, match="modules, parameters or buffers were replaced"):
+            replicas(x)
+
+
+def test_ctrl_c_between_two_forks_ends_the_first_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = _small_resnet(), _images(6)
+    real_fork = nn.ProcessReplicas._fork
+    made: list[int] = []
+
+    def fork_then_interrupt(self: nn.ProcessReplicas) -> None:
+        if self._replicas:
+            raise KeyboardInterrupt  # as a Ctrl-C that lands between the two forks
+        real_fork(self)
+        made.append(self._replicas[-1][0])
+
+    monkeypatch.setattr(nn.ProcessReplicas, "_fork", fork_then_interrupt)
+    with mt.inference_mode():
+        replicas = nn.ProcessReplicas(model, processes=3)
+        with pytest.raises(KeyboardInterrupt):
+            replicas(x)
+        assert len(made) == 1 and not _alive(made[0]) and not replicas._replicas
+        np.testing.assert_allclose(replicas(x).data, model(x).data)  # alone from then on, all rows
+
+
+def test_an_interrupted_close_is_finished_by_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = _small_resnet(), _images(6)
+    with mt.inference_mode():
+        replicas = nn.ProcessReplicas(model, processes=3)
+        replicas(x)
+        pids = [pid for pid, _ in replicas._replicas]
+        real_waitpid = os.waitpid
+        calls = []
+
+        def interrupted_once(pid: int, options: int) -> tuple[int, int]:
+            calls.append(pid)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return real_waitpid(pid, options)
+
+        monkeypatch.setattr(os, "waitpid", interrupted_once)
+        with pytest.raises(KeyboardInterrupt):
+            replicas.close()
+        assert len(replicas._replicas) == 2  # killed, not yet reaped
+        out = replicas(x)  # finishes the close, then runs alone: every row, this batch's
+        np.testing.assert_allclose(out.data, model(x).data)
+        assert not replicas._replicas and not any(_alive(pid) for pid in pids)
+
+
+class _Labels(nn.Module):
+    def forward(self, x: mt.Tensor) -> mt.Tensor:
+        return mt.Tensor._wrap(np.array(["cat"] * x.shape[0], dtype=object))
+
+
+def test_an_output_that_cannot_be_sent_is_refused() -> None:
+    with mt.inference_mode(), nn.ProcessReplicas(_Labels().eval(), processes=2) as replicas:
+        with pytest.raises(TypeError, match="ProcessReplicas: the model returned dtype object, which cannot be sent"):
+            replicas(mt.tensor(np.zeros((4, 2))))
+
+
+class _Counts(nn.Module):
+    """Counts its calls in a buffer: a model whose evaluation writes into itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", mt.tensor(np.zeros(1)))
+
+    def forward(self, x: mt.Tensor) -> mt.Tensor:
+        self.calls.data += 1
+        return x
+
+
+def test_a_model_that_writes_into_itself_gets_one_line_with_the_fix() -> None:
+    with mt.inference_mode(), nn.ProcessReplicas(_Counts().eval(), processes=2) as replicas:
+        with pytest.raises(
+            ValueError, match=r"ProcessReplicas: the model writes into a parameter or buffer .*processes=1"
+        ):
+            replicas(mt.tensor(np.zeros((4, 2))))
+
+
+def test_the_callers_signal_handlers_do_not_run_in_a_replica(tmp_path) -> None:
+    mark = tmp_path / "handled"
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: mark.write_text(str(os.getpid())))
+    try:
+        model = _small_resnet()
+        with mt.inference_mode(), nn.ProcessReplicas(model, processes=2) as replicas:
+            replicas(_images(4))
+            replicas(_images(4))  # the replica is serving: its handlers are set
+            (pid, _), *_ = replicas._replicas
+            os.kill(pid, signal.SIGTERM)  # as a job scheduler signals every process of the job
+            with pytest.raises(RuntimeError, match="ended before it answered|has ended"):
+                for _ in range(3):
+                    replicas(_images(4))
+        assert not mark.exists()  # the replica ended by SIGTERM's default, the caller's handler not run in it
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_models_that_cannot_be_checked_or_ranks_of_a_job_run_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minitorch_nndl.nn import replicas as replicas_module
+
+    def duck(x: mt.Tensor) -> mt.Tensor:
+        return x
+
+    threads = parallel.num_threads()
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 1)
+    try:
+        parallel.set_num_threads(2)
+        with mt.inference_mode():
+            assert nn.ProcessReplicas(duck).processes == 1
+            with pytest.raises(ValueError, match="not an nn.Module"):
+                nn.ProcessReplicas(duck, processes=2)
+            monkeypatch.setattr(replicas_module, "launched_world_size", lambda: 2)  # a rank of mpiexec -n 2
+            assert nn.ProcessReplicas(_small_resnet()).processes == 1
+    finally:
+        parallel.set_num_threads(threads)

@@ -25,12 +25,15 @@ unpickled).
 The copies stay the same model because nothing may change it while they live: they are made
 and used inside one ``inference_mode()`` block, every parameter and buffer is read-only until
 that block ends (an update raises NumPy's error), and each call checks that the model still
-holds the same arrays, is in eval mode (batch statistics would differ per share) and has no
-forward hooks (a hook would run in the replica, where what it records is lost).  ``processes``
-defaults to the threads :mod:`~minitorch_nndl.kernels.parallel` uses when the BLAS is single
-threaded (``use_batch_threads()``), else 1; with 1 process, a CUDA model, or no ``os.fork``
-(Windows), calling the replicas is calling the model, and nothing is made read-only.  Each
-process computes its share on one thread (:func:`~minitorch_nndl.kernels.parallel.single_threaded`).
+holds the same modules, tensors and arrays, is in eval mode (batch statistics would differ per
+share) and has no forward hooks (a hook would run in the replica, where what it records is
+lost).  ``processes`` defaults to the threads :mod:`~minitorch_nndl.kernels.parallel` uses when
+the BLAS is single threaded (``use_batch_threads()``), else 1; the default is 1 too for a model
+that cannot be copied (a CUDA model, hooks, training mode, no ``os.fork`` as on Windows) and on
+a rank of a multi-process job (its cores are the other ranks'); with 1 process, calling the
+replicas is calling the model, and nothing is made read-only.  Each process runs this library's
+work on one thread (:func:`~minitorch_nndl.kernels.parallel.single_threaded`); the BLAS keeps
+its own setting (``use_batch_threads()`` makes it one thread).
 Memory: each replica's own activations and scratch buffers (the weights and the filters prepared
 on the first batch stay shared; a batch size that needs other filters, as a smaller last batch
 may, has them made in every process).  Ctrl-C interrupts the caller only (the replicas ignore
@@ -40,6 +43,8 @@ the caller; ``close()`` (or the end of the ``with``) kills them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import signal
@@ -51,12 +56,16 @@ from typing import Any
 
 import numpy as np
 
+from ..distributed.world import launched_world_size
 from ..grad_mode import inference_block, keep_fixed
 from ..kernels import parallel
 from ..tensor import Tensor
 from .module import Module
 
 __all__ = ["ProcessReplicas"]
+
+SENT_KINDS = "biufc"
+"""The dtype kinds that go between the processes as raw bytes: bool, integers, floats, complex."""
 
 
 class ProcessReplicas:
@@ -70,35 +79,20 @@ class ProcessReplicas:
             raise ValueError(f"ProcessReplicas: processes must be a positive int, got {processes!r}")
         self.model = model
         self._block = inference_block()
-        self._arrays = [(tensor, tensor.data) for tensor in (*model.parameters(), *model.buffers())]
-        reason = _cannot_fork(model, self._arrays)
+        reason = _cannot_fork(model)
         if processes is None:
-            processes = 1 if reason or parallel.blas_threads() != 1 else parallel.num_threads()
+            alone = reason or parallel.blas_threads() != 1 or launched_world_size() > 1
+            processes = 1 if alone else parallel.num_threads()
         elif processes > 1 and reason:
             raise ValueError(f"ProcessReplicas: cannot run {type(model).__name__} in {processes} processes: {reason}")
         self.processes = processes
+        self._state = _state_of(model) if processes > 1 else []  # what every call checks is still there
         if processes > 1:  # copies of the weights are about to be made: none may change from now on
-            keep_fixed(array for _, array in self._arrays)
+            keep_fixed(array for _, _, array in self._state)
         self._replicas: list[tuple[int, Connection]] = []  # forked by the first call
-        self._forked = False
-        self._finalizer = weakref.finalize(self, _end, self._replicas, os.getpid())
-
-    def _fork(self) -> tuple[int, Connection]:
-        ours, theirs = socketpair()
-        # Ctrl-C held back until the child ignores it (a Ctrl-C at the fork would otherwise end the child)
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            with warnings.catch_warnings():  # Python 3.12+: "multi-threaded, use of fork() may lead to deadlocks";
-                # safe here: the pool's threads hold no lock while they wait, and the child runs only _serve
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-            if pid == 0:  # the replica: serve until it is killed (or the caller's end closes), never return
-                ours.close()
-                _serve(self.model, Connection(theirs.detach()), [connection for _, connection in self._replicas])
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        theirs.close()
-        return pid, Connection(ours.detach())
+        self._forked = self._closed = False
+        self._caller = os.getpid()
+        weakref.finalize(self, _end, self._replicas, self._caller)  # replicas never closed end with the object
 
     def __call__(self, x: Tensor) -> Tensor:
         """``model(x)``, the batch's shares computed side by side, concatenated along the batch axis.
@@ -106,22 +100,24 @@ class ProcessReplicas:
         The first call runs the model itself (on the batch threads) and then forks the replicas:
         what ``inference_mode()`` prepared on it (the filters) is then in memory the processes
         share, so they read one copy of it, as threads would, instead of one each."""
-        if self.processes == 1 or not isinstance(x, Tensor) or not isinstance(x.data, np.ndarray) or len(x.data) < 2:
+        data = x.data if isinstance(x, Tensor) else None
+        if self.processes == 1 or not isinstance(data, np.ndarray) or data.ndim == 0 or len(data) < 2:
             return self.model(x)
         self._check_unchanged()
+        if data.dtype.kind not in SENT_KINDS:
+            raise TypeError(f"ProcessReplicas: cannot send images of dtype {data.dtype} to the replicas")
         if not self._forked:
-            output = self.model(x)
-            _output_array(output, (0, len(x.data)))  # a model whose output cannot be split: say so now
+            output = self._own_share(x)
+            _output_array(output, (0, len(data)))  # a model whose output cannot be split: say so now
             self._forked = True
-            try:
-                for _ in range(self.processes - 1):
-                    self._replicas.append(self._fork())
-            except BaseException:  # Ctrl-C (held back during each fork) or no memory to fork: none are left
-                self.close()
-                raise
+            self._fork_replicas()
             return output
-        if not self._replicas:  # closed, or ended by an error
+        if self._closed or len(self._replicas) != self.processes - 1:  # closed, or ended by an error
+            self.close()  # again: it finishes one that a Ctrl-C interrupted
             return self.model(x)
+        return self._split_call(x)
+
+    def _split_call(self, x: Tensor) -> Tensor:
         shares = parallel.split(len(x.data), self.processes)
         try:
             for k, ((pid, connection), (start, stop)) in enumerate(zip(self._replicas, shares[1:]), start=1):
@@ -130,31 +126,84 @@ class ProcessReplicas:
                 except OSError:  # its end is closed: it died (killed, out of memory)
                     raise RuntimeError(f"ProcessReplicas: replica {k} (pid {pid}) has ended; make new ones") from None
             with parallel.single_threaded():
-                mine = self.model(x[shares[0][0] : shares[0][1]])
+                mine = self._own_share(x[shares[0][0] : shares[0][1]])
             outputs = [_output_array(mine, shares[0])]
             for k, ((pid, connection), (start, stop)) in enumerate(zip(self._replicas, shares[1:]), start=1):
                 outputs.append(_receive_array(connection, f"replica {k} (pid {pid}), images {start}..{stop - 1}"))
+            if any(out.shape[1:] != outputs[0].shape[1:] or out.dtype != outputs[0].dtype for out in outputs):
+                shapes = ", ".join(f"{out.shape} {out.dtype}" for out in outputs)
+                raise ValueError(f"ProcessReplicas: the shares' outputs differ in shape or dtype ({shapes})")
         except BaseException:  # Ctrl-C, or an error here or in a replica: a replica may be mid-batch; end them all
             self.close()
             raise
         return Tensor._wrap(np.concatenate(outputs))
 
+    def _own_share(self, x: Tensor) -> Any:
+        try:
+            return self.model(x)
+        except ValueError as error:
+            if "read-only" not in str(error):
+                raise
+            raise ValueError(
+                f"ProcessReplicas: the model writes into a parameter or buffer as it evaluates ({error}), which its "
+                "replicas would not see: evaluate it in one process (ProcessReplicas(model, processes=1), or "
+                "kernels.parallel.set_num_threads(1) for the Trainer's evaluation)"
+            ) from error
+
+    def _fork_replicas(self) -> None:
+        """Fork the replicas, each registered the moment it exists, so that a Ctrl-C (or a failed fork)
+        part way ends the ones made; their copy of every Python object frozen out of the collector
+        (``gc.freeze``), so a collection in a replica does not write into the pages it shares."""
+        try:
+            gc.freeze()
+            for _ in range(self.processes - 1):
+                self._fork()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            gc.unfreeze()
+
+    def _fork(self) -> None:
+        ours, theirs = socketpair()
+        # Ctrl-C is held back in this thread until the replica ignores it and is on the list
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with warnings.catch_warnings():  # Python 3.12+: "multi-threaded, use of fork() may lead to deadlocks";
+                # the pool's threads hold no lock while they wait, and the replica runs only _serve
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # the replica: serve until it is killed (or the caller's end closes), never return
+                ours.close()
+                _serve(self.model, Connection(theirs.detach()), [connection for _, connection in self._replicas])
+            self._replicas.append((pid, Connection(ours.detach())))
+        finally:
+            theirs.close()
+            ours.close()  # detached (a no-op) once the replica is on the list
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
     def _check_unchanged(self) -> None:
         if inference_block() is not self._block:
             raise RuntimeError(
-                "ProcessReplicas: used outside the inference_mode() block they were made in (the weights may have "
-                "changed since): make new ones inside this block"
+                "ProcessReplicas: used outside the inference_mode() block (or the thread) they were made in; the "
+                "weights may have changed since: make new ones inside this block"
             )
-        if any(tensor.data is not array for tensor, array in self._arrays):
-            raise RuntimeError("ProcessReplicas: the model's parameters or buffers were replaced: make new replicas")
-        reason = _cannot_fork(self.model, self._arrays)
+        now = _state_of(self.model)
+        if len(now) != len(self._state) or any(
+            a is not b or t is not u or d is not e for (a, t, d), (b, u, e) in zip(now, self._state)
+        ):
+            raise RuntimeError(
+                "ProcessReplicas: the model's modules, parameters or buffers were replaced since the replicas were "
+                "made: make new ones"
+            )
+        reason = _cannot_fork(self.model)
         if reason:
             raise RuntimeError(f"ProcessReplicas: the model changed since the replicas were made: {reason}")
 
     def close(self) -> None:
         """End the replicas (a later call runs the model in this process alone)."""
-        self._forked = True
-        self._finalizer()
+        self._forked = self._closed = True
+        _end(self._replicas, self._caller)
 
     def __enter__(self) -> ProcessReplicas:
         return self
@@ -163,11 +212,22 @@ class ProcessReplicas:
         self.close()
 
 
-def _cannot_fork(model: Module, arrays: list[tuple[Tensor, Any]]) -> str | None:
+def _state_of(model: Module) -> list[tuple[Module, Tensor, Any]]:
+    """(module, tensor, array) for every parameter and buffer, in order: what a call checks is unchanged."""
+    return [
+        (module, tensor, tensor.data)
+        for module in model.modules()
+        for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False))
+    ]
+
+
+def _cannot_fork(model: Any) -> str | None:
     """Why ``model`` cannot be copied into forked processes, or None."""
     if not hasattr(os, "fork"):
         return "this platform has no os.fork"
-    if any(not isinstance(array, np.ndarray) for _, array in arrays):
+    if not isinstance(model, Module):
+        return f"it is a {type(model).__name__}, not an nn.Module (nothing to check it by)"
+    if any(not isinstance(t.data, np.ndarray) for t in (*model.parameters(), *model.buffers())):
         return "its arrays are not NumPy arrays (a GPU model is one device already)"
     for name, module in model.named_modules():
         label = name or "the model"
@@ -181,6 +241,10 @@ def _cannot_fork(model: Module, arrays: list[tuple[Tensor, Any]]) -> str | None:
 def _serve(model: Module, connection: Connection, others: list[Connection]) -> None:
     """A replica's life: ``model`` on every batch received, its output sent back, until end of input."""
     try:
+        for number in signal.valid_signals():  # the caller's handlers (a checkpoint on SIGTERM) are the caller's
+            if callable(signal.getsignal(number)):
+                with contextlib.suppress(OSError, ValueError):
+                    signal.signal(number, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for other in others:  # the earlier replicas' sockets: only the caller may hold them open
@@ -204,6 +268,8 @@ def _serve(model: Module, connection: Connection, others: list[Connection]) -> N
 def _output_array(output: Any, share: tuple[int, int]) -> np.ndarray:
     if not isinstance(output, Tensor) or not isinstance(output.data, np.ndarray) or output.ndim == 0:
         raise TypeError(f"ProcessReplicas: the model returned {type(output).__name__}; expected a Tensor per image")
+    if output.data.dtype.kind not in SENT_KINDS:
+        raise TypeError(f"ProcessReplicas: the model returned dtype {output.data.dtype}, which cannot be sent")
     if len(output.data) != share[1] - share[0]:
         raise ValueError(
             f"ProcessReplicas: the model turned {share[1] - share[0]} images into an output of shape "
@@ -215,32 +281,42 @@ def _output_array(output: Any, share: tuple[int, int]) -> np.ndarray:
 def _send_array(connection: Connection, array: np.ndarray) -> None:
     array = np.ascontiguousarray(array)
     connection.send_bytes(json.dumps({"dtype": array.dtype.str, "shape": array.shape}).encode())
-    connection.send_bytes(memoryview(array).cast("B"))
+    connection.send_bytes(array.reshape(-1).view(np.uint8))
 
 
 def _receive_array(connection: Connection, sender: str) -> np.ndarray:
     try:
         header = json.loads(connection.recv_bytes())
+        if "error" in header:
+            raise RuntimeError(f"ProcessReplicas: {sender} failed: {header['error']}")
+        array = np.empty(header["shape"], dtype=np.dtype(header["dtype"]))
+        if array.size:
+            connection.recv_bytes_into(array.reshape(-1).view(np.uint8))
+        else:
+            connection.recv_bytes()
     except (EOFError, OSError):  # the other end closed (a replica that died, or the caller gone)
         if sender == "the caller":
             raise EOFError from None
         raise RuntimeError(f"ProcessReplicas: {sender} ended before it answered") from None
-    if "error" in header:
-        raise RuntimeError(f"ProcessReplicas: {sender} failed: {header['error']}")
-    array = np.empty(header["shape"], dtype=np.dtype(header["dtype"]))
-    connection.recv_bytes_into(memoryview(array).cast("B"))
     return array
 
 
 def _end(replicas: list[tuple[int, Connection]], caller: int) -> None:
-    """Kill the replicas and wait for them (in the ``caller``'s process only, not in a process forked from
-    it).  A replica holds nothing that needs cleaning up, and an end of input would not reach one whose
-    socket a process forked later (a data loader's worker) also holds."""
-    while replicas and os.getpid() == caller:
-        pid, connection = replicas.pop()
+    """Kill the replicas, then reap them (in the ``caller``'s process only, not in one forked from it).
+    Each stays on the list until it is reaped, so an interrupted end is finished by the next one, and
+    a pid on the list is never one the system has given to another process.  A replica holds nothing
+    that needs cleaning up, and killing it does not wait for the batch it may be computing."""
+    if os.getpid() != caller:
+        return
+    for pid, connection in replicas:
         connection.close()
         try:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+        except ProcessLookupError:
             pass
+    while replicas:
+        try:
+            os.waitpid(replicas[-1][0], 0)
+        except ChildProcessError:
+            pass
+        replicas.pop()
