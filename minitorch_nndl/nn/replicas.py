@@ -196,7 +196,7 @@ class ProcessReplicas:
                 "ProcessReplicas: the model's modules, parameters or buffers were replaced since the replicas were "
                 "made: make new ones"
             )
-        reason = _cannot_fork(self.model)
+        reason = _cannot_share_batches(self.model)
         if reason:
             raise RuntimeError(f"ProcessReplicas: the model changed since the replicas were made: {reason}")
 
@@ -229,6 +229,12 @@ def _cannot_fork(model: Any) -> str | None:
         return f"it is a {type(model).__name__}, not an nn.Module (nothing to check it by)"
     if any(not isinstance(t.data, np.ndarray) for t in (*model.parameters(), *model.buffers())):
         return "its arrays are not NumPy arrays (a GPU model is one device already)"
+    return _cannot_share_batches(model)
+
+
+def _cannot_share_batches(model: Module) -> str | None:
+    """What in ``model`` would make its replicas differ from it (training mode, forward hooks), or None:
+    the part of :func:`_cannot_fork` that can change while they live (the rest every call's array check covers)."""
     for name, module in model.named_modules():
         label = name or "the model"
         if module.training:
