@@ -1,12 +1,13 @@
-"""ResNet18-CIFAR's 3x3 convolutions one at a time: ours by im2row, ours as ``Conv2d`` chooses
-(Winograd where :func:`minitorch_nndl.ops.conv._winograd_applies` says so), and PyTorch.
+"""ResNet18-CIFAR's 3x3 convolutions one at a time: ours by im2row, ours by Winograd's F(2x2, 3x3),
+ours as ``Conv2d`` chooses (Winograd where :func:`minitorch_nndl.ops.conv._winograd_applies` says so,
+F(4x4, 3x3) where :func:`minitorch_nndl.ops.conv._winograd4_applies` does), and PyTorch.
 
 For each layer shape, the forward (with a graph) and the backward (input and weight
 gradients) of one convolution, float32, in milliseconds: the best of ``--rounds`` rounds,
 the variants alternating within each round so that noise hits them all.  Ours runs as the
 ResNet18 benchmark runs it (the batch split over one thread per CPU, a single-threaded
 BLAS), PyTorch with as many threads as CPUs.  This is the measurement behind
-``conv.MIN_WINOGRAD_TILES`` and ``conv.MIN_WINOGRAD_CHANNELS``.
+``conv.MIN_WINOGRAD_TILES``, ``conv.MIN_WINOGRAD_CHANNELS`` and ``conv.MIN_WINOGRAD4_TILES``.
 
     python3 benchmarks/bench_conv_layers.py --batch-sizes 32 128
 """
@@ -37,16 +38,20 @@ def _mean_ms(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1000
 
 
-def _ours(x: np.ndarray, w: np.ndarray, g: np.ndarray, winograd: bool) -> tuple[Callable, Callable]:
+ROUTES = {"im2row": (False, False), "F(2x2)": (True, False), "Conv2d": (True, True)}
+"""Our variants: (``conv.USE_WINOGRAD``, ``conv.USE_WINOGRAD4``) for each."""
+
+
+def _ours(x: np.ndarray, w: np.ndarray, g: np.ndarray, route: str) -> tuple[Callable, Callable]:
     ctx = Context()
     ctx.needs_input_grad = (x.shape[1] > 3, True, False)  # the stem needs no input gradient
 
     def forward() -> None:
-        conv_op.USE_WINOGRAD = winograd
+        conv_op.USE_WINOGRAD, conv_op.USE_WINOGRAD4 = ROUTES[route]
         conv_op.Conv2d.forward(ctx, x, w, None, (1, 1), (1, 1), (1, 1), 1)
 
     def backward() -> None:
-        conv_op.USE_WINOGRAD = winograd
+        conv_op.USE_WINOGRAD, conv_op.USE_WINOGRAD4 = ROUTES[route]
         conv_op.Conv2d.backward(ctx, g)
 
     return forward, backward
@@ -82,14 +87,14 @@ def main() -> None:
     except ImportError:
         torch = None
     print(f"{parallel.num_threads()} threads; forward + backward of one conv, ms (best of {args.rounds} rounds)")
-    print(f"{'layer':>24} {'ours im2row':>14} {'ours Conv2d':>14} {'PyTorch':>14} {'ours/PyTorch':>13}")
+    print(f"{'layer':>24} " + " ".join(f"{'ours ' + route:>16}" for route in ROUTES) + f" {'PyTorch':>16} ours/PyTorch")
     for batch in args.batch_sizes:
         for c_in, c_out, hw in LAYERS:
             rng = np.random.default_rng(0)
             x = rng.standard_normal((batch, hw, hw, c_in), dtype=np.float32).transpose(0, 3, 1, 2)  # as in the net
             w = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32) * 0.05
             g = rng.standard_normal((batch, hw, hw, c_out), dtype=np.float32).transpose(0, 3, 1, 2)
-            variants = {"im2row": _ours(x, w, g, False), "Conv2d": _ours(x, w, g, True)}
+            variants = {route: _ours(x, w, g, route) for route in ROUTES}
             if torch is not None:
                 variants["torch"] = _torch(torch, x, w, g)
             best = {name: [float("inf"), float("inf")] for name in variants}
@@ -97,11 +102,11 @@ def main() -> None:
                 for name, (forward, backward) in variants.items():
                     best[name][0] = min(best[name][0], _mean_ms(forward, args.calls))
                     best[name][1] = min(best[name][1], _mean_ms(backward, args.calls))
-            conv_op.USE_WINOGRAD = True
+            conv_op.USE_WINOGRAD, conv_op.USE_WINOGRAD4 = ROUTES["Conv2d"]
             cells = [f"{sum(best[n]):6.2f} ({best[n][0]:.1f}+{best[n][1]:.1f})" for n in variants]
             ratio = f"{sum(best['torch']) / sum(best['Conv2d']):13.2f}" if torch is not None else ""
             name = f"b{batch} {c_in}->{c_out} {hw}x{hw}"
-            print(f"{name:>24} " + " ".join(f"{c:>14}" for c in cells) + f" {ratio}")
+            print(f"{name:>24} " + " ".join(f"{c:>16}" for c in cells) + f" {ratio}")
     print("ours/PyTorch: PyTorch's time over ours (above 1: ours is faster)")
 
 

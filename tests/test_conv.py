@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from winograd_kernels import KERNELS, use_winograd_kernel
 
 import minitorch_nndl as mt
 from minitorch_nndl import kernels
@@ -157,7 +158,7 @@ def test_conv2d_gradcheck_non_square_fixed_case(device):
 
 @st.composite
 def winograd_cases(draw):
-    """A stride-1 3x3 convolution Winograd's F(2x2, 3x3) computes: padding 0..2 per axis,
+    """A stride-1 3x3 convolution Winograd computes: padding 0..2 per axis,
     odd and even output sizes (a half tile at the edge), which gradients are wanted."""
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     hw = [draw(st.integers(max(1, 3 - 2 * p), 6 - p)) for p in padding]
@@ -171,13 +172,11 @@ def winograd_cases(draw):
     }
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @given(case=winograd_cases())
-def test_winograd_conv2d_gradcheck(case, device):
-    """Backpropagation through F(2x2, 3x3) itself (dM = A dY A^T, dU = V^T dM, dV = dM U^T,
-    the overlap-adding input transform) against float64 finite differences."""
-    from minitorch_nndl.kernels import winograd  # noqa: PLC0415
-    from minitorch_nndl.ops import conv as conv_module  # noqa: PLC0415
-
+def test_winograd_conv2d_gradcheck(case, device, kernel):
+    """Backpropagation through F(2x2, 3x3) and F(4x4, 3x3) themselves (dM = A dY A^T, dU = V^T dM,
+    dV = dM U^T, the overlap-adding input transform) against float64 finite differences."""
     rng = np.random.default_rng(0)
     x_shape, (c_out, _, kh, kw) = case["x_shape"], case["w_shape"]
     x = mt.tensor(rng.standard_normal(x_shape), dtype=mt.float64, device=device, requires_grad=case["wants"][0])
@@ -186,8 +185,7 @@ def test_winograd_conv2d_gradcheck(case, device):
     b = mt.tensor(rng.standard_normal(c_out), dtype=mt.float64, device=device) if case["bias"] else None
     calls = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # tiny test images take it too
-        patch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+        winograd = use_winograd_kernel(patch, kernel, device)  # tiny test images take it too
         real_backward = winograd.conv3x3_backward
         patch.setattr(winograd, "conv3x3_backward", lambda *a, **k: calls.append(1) or real_backward(*a, **k))
         inputs = [t for t in (x, w) if t.requires_grad] + ([b] if b is not None else [])

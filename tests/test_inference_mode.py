@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_fused import CountCalls
+from winograd_kernels import KERNELS, use_winograd_kernel
 
 import minitorch_nndl as mt
 from minitorch_nndl import grad_mode, models, nn
@@ -112,12 +113,12 @@ def test_a_replaced_weight_array_is_used_and_an_error_inside_unlocks_everything(
     conv.weight.data[...] = 0  # nothing left locked
 
 
-def test_nested_blocks_share_the_preparations_and_it_works_as_a_decorator(monkeypatch):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_nested_blocks_share_the_preparations_and_it_works_as_a_decorator(monkeypatch, kernel):
     mt.manual_seed(2)
     conv = nn.Conv2d(16, 16, 3, padding=1, bias=False)
     x = mt.randn(16, 16, 8, 8)
-    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
-    counter = CountTransforms(monkeypatch)
+    counter = CountCalls(monkeypatch, use_winograd_kernel(monkeypatch, kernel), "transform_filter")
 
     @mt.inference_mode()
     def evaluate():

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fused import CountCalls, make_pair
+from winograd_kernels import KERNELS, use_winograd_kernel
 
 import minitorch_nndl as mt
 from minitorch_nndl import models, nn
@@ -87,12 +88,18 @@ def test_the_chain_equals_the_blocks_layer_by_layer(kinds, images, hw, threads, 
         parallel.set_num_threads(before)
 
 
-def test_the_chain_runs_in_chunks_on_the_cpu_and_repeats_bit_for_bit_on_two_threads(monkeypatch):
-    """Two float32 basic blocks, 8 images in chunks of 2: the chunked route is taken, its output
-    equals the layer-by-layer one's to float32 rounding and is the same bits on 1 and 2 threads."""
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_chain_runs_in_chunks_on_the_cpu_and_repeats_bit_for_bit_on_two_threads(monkeypatch, kernel):
+    """Two float32 basic blocks, 8 images in chunks of 2: the chunked route is taken (through either
+    Winograd kernel), its output equals the layer-by-layer one's to float32 rounding and is the same
+    bits on 1 and 2 threads."""
+    winograd = use_winograd_kernel(monkeypatch, kernel)
     monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)  # the least chunk: WINOGRAD_CHUNK_TILES
     monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_TILES", 128)  # 2 images of 16x16 outputs (8x8 tiles)
+    monkeypatch.setattr(conv_module, "WINOGRAD4_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD4_CHUNK_TILES", 32)  # 2 images of 4x4 tiles
     monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES_PER_THREAD", 1)  # never by positions
+    through = CountCalls(monkeypatch, winograd, "conv3x3")
     rng = np.random.default_rng(0)
     convs = [affine(rng, 16, 16, 3, dtype=np.float32), affine(rng, 16, 16, 3, dtype=np.float32)]
     blocks = [AffineBlock(convs), AffineBlock(convs[::-1])]
@@ -105,7 +112,7 @@ def test_the_chain_runs_in_chunks_on_the_cpu_and_repeats_bit_for_bit_on_two_thre
             results.append(conv2d_affine_chain(x, blocks).numpy())
         finally:
             parallel.set_num_threads(before)
-    assert chunks.calls == 2 * 4 * 4  # two runs, four chunks, four convolutions each
+    assert chunks.calls == through.calls == 2 * 4 * 4  # two runs, four chunks, four convolutions each
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_allclose(results[0], blocks_layer_by_layer(x, blocks).numpy(), rtol=1e-5, atol=1e-4)
     assert results[0].dtype == np.float32

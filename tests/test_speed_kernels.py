@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from test_conv import conv_cases
+from test_fused import CountCalls
+from winograd_kernels import KERNELS, use_winograd_kernel
 
 import minitorch_nndl as mt
 from minitorch_nndl import kernels
@@ -188,15 +190,18 @@ def test_conv_output_is_channels_last_and_feeds_the_next_conv_without_a_copy():
     assert conv_module._channels_last(y.data).base is y.data.base  # a view: nothing copied
 
 
-def test_two_threads_repeat_a_winograd_step_bit_for_bit(monkeypatch):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_two_threads_repeat_a_winograd_step_bit_for_bit(monkeypatch, kernel):
     """With the threads taking the forward's chunks in turn and the GEMMs in small blocks, the same
     inputs still give the same output and gradients to the bit (float32, Winograd, 2 threads)."""
-    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)
+    chosen = use_winograd_kernel(monkeypatch, kernel)
     monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES_PER_THREAD", 1)  # chunks by images, not by positions
-    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_TILES", 1)
-    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)  # one image a chunk: 6 chunks for 2 threads
+    for prefix in ("WINOGRAD", "WINOGRAD4"):  # one image a chunk: 6 chunks for 2 threads
+        monkeypatch.setattr(conv_module, f"{prefix}_CHUNK_TILES", 1)
+        monkeypatch.setattr(conv_module, f"{prefix}_CHUNK_BYTES", 1)
     monkeypatch.setattr(winograd, "SMALL_GEMM_MNK", 16 * 16 * 8)  # blocks of 8 rows of the 16-tile GEMMs
     monkeypatch.setattr(winograd, "MIN_SMALL_GEMM_ROWS", 4)
+    calls = CountCalls(monkeypatch, chosen, "conv3x3_backward")
     rng = np.random.default_rng(13)
     x_np = rng.standard_normal((6, 16, 8, 8)).astype(np.float32)
     w_np = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
@@ -216,6 +221,7 @@ def test_two_threads_repeat_a_winograd_step_bit_for_bit(monkeypatch):
         alone = step()
     finally:
         parallel.set_num_threads(before)
+    assert calls.calls >= 6  # every image's chunk went through the chosen kernel
     for a, b, c in zip(first, second, alone):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
@@ -319,18 +325,18 @@ def test_reuse_freed_memory_is_opt_in_and_reversible():
     assert mt.backend.reuse_freed_memory(False) == applied  # glibc's defaults back
 
 
-@pytest.mark.parametrize("x_shape", [(3, 4, 7, 6), (2, 4, 6, 8)])
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("x_shape", [(3, 4, 7, 6), (2, 4, 6, 8), (2, 4, 9, 10)])
 @pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 1)])
-def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding, x_shape):
-    """F(2x2, 3x3) gives the same convolution and gradients as im2row + GEMM (odd sizes, and
-    even ones, where padding 1 crops inside the backward's overlap-add), and its transformed
-    filter is G g G^T."""
+def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding, x_shape, kernel):
+    """F(2x2, 3x3) and F(4x4, 3x3) give the same convolution and gradients as im2row + GEMM (odd
+    sizes, and even ones, where padding 1 crops inside F(2x2)'s overlap-add; one and several tiles
+    along each axis), and the transformed filter is G g G^T."""
     rng = np.random.default_rng(3)
     x_np = rng.standard_normal(x_shape)
     w_np = rng.standard_normal((5, 4, 3, 3))
 
-    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # small test images use it too
-    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_CHANNELS", 1)
+    winograd = use_winograd_kernel(monkeypatch, kernel)  # small test images use it too
     calls = []
     real_conv3x3 = winograd.conv3x3
     monkeypatch.setattr(winograd, "conv3x3", lambda *args: calls.append(1) or real_conv3x3(*args))
@@ -353,12 +359,14 @@ def test_winograd_matches_im2row_forward_and_backward(monkeypatch, padding, x_sh
     assert not calls
     G = np.array(winograd.FILTER_TRANSFORM)
     U = winograd.transform_filter(w_np)
-    np.testing.assert_allclose(U[4 * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
-    AT = np.array(winograd.OUTPUT_TRANSFORM)  # and the output tiles are A^T M A
-    M = rng.standard_normal((4, 4, 1, 2, 3, 5))
-    Y = np.empty((1, 4, 6, 5))
-    winograd._output_tiles(M, Y)
-    np.testing.assert_allclose(Y[0, 2:4, 4:6, 1], AT @ M[:, :, 0, 1, 2, 1] @ AT.T, rtol=1e-14)
+    wide = G.shape[0]  # 4 or 6: the input tile's side
+    np.testing.assert_allclose(U[wide * 1 + 2], (G @ w_np @ G.T)[:, :, 1, 2].T, rtol=1e-14)
+    if kernel == "winograd":  # and the output tiles are A^T M A
+        AT = np.array(winograd.OUTPUT_TRANSFORM)
+        M = rng.standard_normal((4, 4, 1, 2, 3, 5))
+        Y = np.empty((1, 4, 6, 5))
+        winograd._output_tiles(M, Y)
+        np.testing.assert_allclose(Y[0, 2:4, 4:6, 1], AT @ M[:, :, 0, 1, 2, 1] @ AT.T, rtol=1e-14)
     assert winograd.applies((3, 3), (1, 1), (1, 1)) and not winograd.applies((3, 3), (2, 2), (1, 1))
     monkeypatch.setattr(conv_module, "USE_WINOGRAD", True)
     x = mt.tensor(x_np[:1, :2, :5, :4], dtype=mt.float64, requires_grad=True)
@@ -380,6 +388,45 @@ def test_winograd_is_chosen_where_it_was_measured_to_win():
     assert chosen(512, 512, 4, 16)  # 64 tiles per GEMM
     assert not chosen(512, 512, 4, 8)  # 32 tiles: measured slower than im2row
     assert not chosen(64, 64, 32, 16, stride=(2, 2))
+
+
+def test_the_winograd_kernel_is_chosen_per_layer_as_measured(monkeypatch):
+    """On 2 threads, ResNet18-CIFAR's stride-1 3x3 layers take F(4x4, 3x3) where the batch is split
+    by images (batch 32: the 32x32, 16x16 and 8x8 layers; batch 128 all four), F(2x2, 3x3) where its
+    GEMMs go by position (the 4x4 layers at batch 32), and never F(4x4) on CuPy arrays."""
+    monkeypatch.setattr(parallel, "num_threads", lambda: 2)
+
+    def kernel(channels, hw, batch, like=np.float32):
+        geometry = conv_module.ConvGeometry((batch, channels, hw, hw), (3, 3), (1, 1), (1, 1), (1, 1), 1)
+        weight = np.zeros((channels, channels, 3, 3), np.float32)
+        plan = conv_module._plan(np.zeros(1, like), weight, geometry)
+        return plan.winograd.__name__.rsplit(".", 1)[-1], plan.by_positions
+
+    assert kernel(64, 32, 32) == kernel(128, 16, 32) == kernel(256, 8, 32) == ("winograd4", False)
+    assert kernel(512, 4, 32) == ("winograd", True)
+    assert kernel(512, 4, 128) == ("winograd4", False)
+    monkeypatch.setattr(conv_module, "USE_WINOGRAD4", False)
+    assert kernel(64, 32, 32) == ("winograd", False)
+    monkeypatch.setattr(conv_module, "USE_WINOGRAD4", True)
+    monkeypatch.setattr(conv_module.backend, "is_cuda_array", lambda array: True)
+    assert conv_module._winograd4_applies(np.zeros(1), 64, (32, 32), by_positions=False) is False
+
+
+@pytest.mark.parametrize(("kernel", "bound"), [("winograd", 1e-6), ("winograd4", 1e-5)])
+def test_float32_winograd_stays_close_to_the_exact_convolution(kernel, bound):
+    """F(4x4, 3x3)'s larger constants (1/6, 1/24, 8) cost precision: in float32 its outputs are
+    within 1e-5 of the output's scale from the exact (float64) convolution, F(2x2)'s within 1e-6."""
+    module = getattr(kernels, kernel)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 16, 64))
+    w = rng.standard_normal((64, 64, 3, 3)) / np.sqrt(9 * 64)
+    exact = module.conv3x3(x, module.transform_filter(w), (1, 1), np.empty((2, 16, 16, 64)))
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    single = module.conv3x3(x32, module.transform_filter(w32), (1, 1), np.empty((2, 16, 16, 64), np.float32))
+    assert single.dtype == np.float32
+    error = float(np.abs(single - exact).max() / np.abs(exact).max())
+    assert error < bound
+    assert error > 1e-9  # it really computed in float32
 
 
 @pytest.mark.parametrize(

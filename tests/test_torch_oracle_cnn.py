@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from winograd_kernels import KERNELS, use_winograd_kernel
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -81,15 +82,13 @@ def test_conv2d_agrees_with_torch(case, dtype):
     run_both(lambda *a: conv2d(*a, **kw), lambda *a: F.conv2d(*a, **kw), [x, w, b], dtype)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding", [0, 1, 2])
-def test_winograd_conv2d_agrees_with_torch(monkeypatch, padding, dtype):
-    """The F(2x2, 3x3) path (forward and both gradients) in float32 as well as float64:
-    its transforms round differently from im2row, within the same tolerance."""
-    from minitorch_nndl.kernels import winograd  # noqa: PLC0415
-    from minitorch_nndl.ops import conv as conv_module  # noqa: PLC0415
-
-    monkeypatch.setattr(conv_module, "MIN_WINOGRAD_TILES", 1)  # small test images take it too
+def test_winograd_conv2d_agrees_with_torch(monkeypatch, padding, dtype, kernel):
+    """The F(2x2, 3x3) and F(4x4, 3x3) paths (forward and both gradients) in float32 as well as
+    float64: their transforms round differently from im2row, within the same tolerance."""
+    winograd = use_winograd_kernel(monkeypatch, kernel)  # small test images take it too
     calls = []
     real_conv3x3 = winograd.conv3x3
     monkeypatch.setattr(winograd, "conv3x3", lambda *args: calls.append(1) or real_conv3x3(*args))

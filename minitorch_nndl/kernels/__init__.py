@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import backend
 from . import arrays as generic
-from . import cuda, winograd
+from . import cuda, winograd, winograd4
 from .arrays import conv_output_size, im2row, pad_spatial, row2im, valid_span, window_slice
 
 USE_CUDA_RAWKERNELS: bool = os.environ.get("MINITORCH_CUDA_RAWKERNELS", "1") != "0"
@@ -62,4 +62,5 @@ __all__ = [
     "window_slice",
     "USE_CUDA_RAWKERNELS",
     "winograd",
+    "winograd4",
 ]

@@ -148,6 +148,19 @@ chunk's working set is about 4 MB an image here: two threads' chunks of 2 images
 not the 1 MB L2s).  Remeasured on 2 threads after the transforms got faster (32 images, inference):
 half these bytes was 6% slower at 64 channels and 10% at 128."""
 
+USE_WINOGRAD4 = True
+MIN_WINOGRAD4_TILES = 32
+WINOGRAD4_CHUNK_BYTES = 5 * 2**18
+WINOGRAD4_CHUNK_TILES = 64
+"""Where Winograd applies and the batch is split by images, F(4x4, 3x3)
+(:mod:`minitorch_nndl.kernels.winograd4`) instead of F(2x2, 3x3) when a thread's share of the
+batch gives each of its 36 GEMMs at least ``MIN_WINOGRAD4_TILES`` 4x4 tiles (False: never).
+Its chunks hold about ``WINOGRAD4_CHUNK_BYTES`` of transformed tiles V, but at least
+``WINOGRAD4_CHUNK_TILES`` tiles.  Measured on 2 cores, two threads each convolving its own
+chunks (ms per image, F(4x4) against F(2x2)): 64 channels at 32x32 0.50 vs 0.95 in chunks of 2
+images (1 image: 0.65, 4: 0.63), 128 at 16x16 0.36 vs 0.84 in chunks of 4 (2: 0.39, 8: 0.41),
+256 at 8x8 0.33 vs 0.48 in chunks of 16 (8: 0.37)."""
+
 CHUNK_BYTES = 2 * 2**20
 MIN_CHUNK_ROWS = 1024
 """On the CPU the batch is convolved a chunk of images at a time: about ``CHUNK_BYTES``
@@ -203,18 +216,18 @@ class Conv2d(Function):
             raise RuntimeError(
                 "Conv2d: channel_scale, residual and relu are for ungrouped convolutions without gradients"
             )
-        winograd_filters = None
+        plan = None
         if groups == 1:
             epilogue = Epilogue(residual, relu)
-            out, saved, winograd_filters = Conv2d._forward_rows(x, weight, geometry, bias, channel_scale, epilogue)
+            out, saved, plan = Conv2d._forward_rows(x, weight, geometry, bias, channel_scale, epilogue)
             bias = None  # added by _forward_rows
         else:
             out, saved = Conv2d._forward_grouped(x, weight, geometry)
         if ctx.needs_input_grad:
             ctx.save_for_backward(saved if ctx.needs_input_grad[1] else None, weight)
             ctx.geometry = geometry
-            ctx.winograd = winograd_filters is not None  # the backward goes through Winograd too
-            ctx.winograd_filters = winograd_filters if ctx.needs_input_grad[0] else None
+            ctx.winograd = plan.winograd if plan is not None else None  # the backward takes the same kernel
+            ctx.winograd_filters = plan.filters if ctx.winograd and ctx.needs_input_grad[0] else None
         if bias is not None:
             out += bias.reshape(1, C_out, 1, 1)
         return out
@@ -228,7 +241,7 @@ class Conv2d(Function):
         if not (needs[0] or needs[1]):
             return None, None, db
         if ctx.winograd:
-            dx, dw = Conv2d._backward_winograd(saved, ctx.winograd_filters, grad, geometry, needs[:2])
+            dx, dw = Conv2d._backward_winograd(ctx.winograd, saved, ctx.winograd_filters, grad, geometry, needs[:2])
         elif geometry.groups == 1:
             dx, dw = Conv2d._backward_rows(saved, weight, grad, geometry, needs[:2])
         else:
@@ -249,7 +262,7 @@ class Conv2d(Function):
         """Y_rows = im2row(x) @ W_rows^T + b (or Winograd), a chunk of images at a time; with a
         ``channel_scale`` s, the filters of output channel o are w[o] * s[o]; an ``epilogue``
         runs on each chunk's output.  Returns the output, x channels-last (saved for dL/dw; x itself,
-        NCHW, where :func:`_reads_columns` says) and Winograd's U (None without Winograd)."""
+        NCHW, where :func:`_reads_columns` says) and the :class:`ConvPlan` (its Winograd kernel and U)."""
         xp = backend.xp_of(x)
         N = x.shape[0]
         plan = _plan(x, weight, geometry, channel_scale)
@@ -265,7 +278,7 @@ class Conv2d(Function):
             kernels.winograd.conv3x3(x_rows, plan.filters, geometry.padding, out, bias, lambda i, j: finish(out, i, j))
         else:  # the threads take the chunks in turn (the pool is off by default); at most a thread's share each
             parallel.for_each_chunk(convolve, N, plan.per_chunk, x)
-        return out.transpose(0, 3, 1, 2), x_rows, (plan.filters if plan.winograd else None)
+        return out.transpose(0, 3, 1, 2), x_rows, plan
 
     @staticmethod
     def _backward_rows(x_rows: Any, weight: Any, grad: Any, geometry: ConvGeometry, wants: tuple) -> tuple[Any, Any]:
@@ -310,8 +323,11 @@ class Conv2d(Function):
         return (None if dx is None else dx.transpose(0, 3, 1, 2)), dw
 
     @staticmethod
-    def _backward_winograd(x_rows: Any, filters: Any, grad: Any, geometry: ConvGeometry, wants: tuple) -> tuple:
-        """Backpropagation through F(2x2, 3x3) (:func:`minitorch_nndl.kernels.winograd.conv3x3_backward`),
+    def _backward_winograd(
+        kernel: Any, x_rows: Any, filters: Any, grad: Any, geometry: ConvGeometry, wants: tuple
+    ) -> tuple:
+        """Backpropagation through the forward's Winograd ``kernel``, F(2x2, 3x3) or F(4x4, 3x3)
+        (:func:`minitorch_nndl.kernels.winograd.conv3x3_backward`, :mod:`~minitorch_nndl.kernels.winograd4`),
         a chunk of images at a time: dx from dM @ U^T, dU = the sum over chunks of dM^T @ V,
         and dw = G^T dU G at the end of each thread's range."""
         want_dx, want_dw = wants
@@ -320,13 +336,13 @@ class Conv2d(Function):
         _, C, H, W = geometry.x_shape
         g_images = _channels_last(grad)  # (N, OH, OW, C_out)
         dx = xp.empty((N, H, W, C), dtype=grad.dtype) if want_dx else None
-        per_chunk = _winograd_images_per_chunk(grad, N, (OH, OW), max(C, C_out))
+        per_chunk = _winograd_images_per_chunk(grad, N, (OH, OW), max(C, C_out), kernel)
 
         def backpropagate(first: int, last: int) -> Any:  # returns this range's dw
             du_part = None
             for start in range(first, last, per_chunk):
                 stop = min(last, start + per_chunk)
-                du_part = kernels.winograd.conv3x3_backward(
+                du_part = kernel.conv3x3_backward(
                     g_images[start:stop],
                     geometry.padding,
                     filters=filters if want_dx else None,
@@ -334,10 +350,12 @@ class Conv2d(Function):
                     x=x_rows[start:stop] if want_dw else None,
                     dU=du_part,
                 )
-            return kernels.winograd.filter_gradient(du_part) if want_dw else None  # G^T dU G, in this thread
+            return kernel.filter_gradient(du_part) if want_dw else None  # G^T dU G, in this thread
 
         dw = None
-        if _winograd_by_positions(grad, _images_per_thread(grad, N), (OH, OW)):  # the whole batch in one call
+        images = _images_per_thread(grad, N)
+        # F(2x2, 3x3) with few tiles a thread: the whole batch in one call, as the forward chose
+        if kernel is kernels.winograd and _winograd_by_positions(grad, images, (OH, OW)):
             du = kernels.winograd.conv3x3_backward(
                 g_images, geometry.padding, filters if want_dx else None, dx, x_rows if want_dw else None
             )
@@ -388,11 +406,11 @@ class Conv2d(Function):
 
 
 class ConvPlan(NamedTuple):
-    """How a convolution's forward runs on this input (:func:`_plan`): the route (Winograd, im2col's
-    columns, else im2row), the filters that route multiplies by, the output size, how many images
-    a chunk holds and whether Winograd's GEMMs are split by position instead of by images."""
+    """How a convolution's forward runs on this input (:func:`_plan`): the route (a Winograd kernel,
+    im2col's columns, else im2row), the filters that route multiplies by, the output size, how many
+    images a chunk holds and whether Winograd's GEMMs are split by position instead of by images."""
 
-    winograd: bool
+    winograd: Any  # the module, kernels.winograd (F(2x2, 3x3)) or kernels.winograd4 (F(4x4, 3x3)); or None
     columns: bool
     filters: Any
     out_hw: Pair
@@ -409,10 +427,14 @@ def _plan(like: Any, weight: Any, geometry: ConvGeometry, channel_scale: Any = N
     C_out = weight.shape[0]
     out_hw = _output_hw(geometry)
     images = _images_per_thread(like, N)
-    winograd = _winograd_applies(geometry, geometry.padding, images, out_hw, weight.shape[:2])
+    winograd = None
+    by_positions = False
+    if _winograd_applies(geometry, geometry.padding, images, out_hw, weight.shape[:2]):
+        by_positions = _winograd_by_positions(like, images, out_hw)
+        winograd = kernels.winograd4 if _winograd4_applies(like, images, out_hw, by_positions) else kernels.winograd
     columns = not winograd and _reads_columns(like, geometry)  # few input channels: see _reads_columns
     if winograd:
-        per_chunk = _winograd_images_per_chunk(like, N, out_hw, C)
+        per_chunk = _winograd_images_per_chunk(like, N, out_hw, C, winograd)
     else:
         per_chunk = _images_per_chunk(like, geometry, out_hw)
 
@@ -421,7 +443,7 @@ def _plan(like: Any, weight: Any, geometry: ConvGeometry, channel_scale: Any = N
             # each U[a, b] a transposed view; copied contiguous when made once (inference mode:
             # the 16 GEMMs V @ U[a, b] then ran 6% (64 channels) to 20% (512) faster, measured)
             # and when the GEMMs go through the small-matrix kernels, which want it so (64 channels)
-            U = kernels.winograd.transform_filter(weight, channel_scale)
+            U = winograd.transform_filter(weight, channel_scale)
             small = kernels.winograd.small_gemm_rows(weight, U.shape[1] * U.shape[2])
             return xp.ascontiguousarray(U) if prepares(weight) or small else U
         rows = xp.ascontiguousarray(weight).reshape(C_out, -1) if columns else _weight_rows(weight)
@@ -431,10 +453,10 @@ def _plan(like: Any, weight: Any, geometry: ConvGeometry, channel_scale: Any = N
         return xp.ascontiguousarray(rows.T) if prepares(weight) else rows.T
 
     # made once per inference_mode() block (and per kind), on every call otherwise
+    kind = winograd.__name__ if winograd else None
     filters = prepared(
-        ("conv2d.filters", id(weight), id(channel_scale), winograd, columns), (weight, channel_scale), make_filters
+        ("conv2d.filters", id(weight), id(channel_scale), kind, columns), (weight, channel_scale), make_filters
     )
-    by_positions = winograd and _winograd_by_positions(like, images, out_hw)
     return ConvPlan(winograd, columns, filters, out_hw, min(per_chunk, images), by_positions)
 
 
@@ -442,7 +464,7 @@ def _convolve_chunk(plan: ConvPlan, geometry: ConvGeometry, x_chunk: Any, out_ch
     """One chunk of images through the ``plan``: ``x_chunk`` channels-last (NCHW with
     ``plan.columns``), into the contiguous channels-last ``out_chunk`` (n, OH, OW, C_out), + ``bias``."""
     if plan.winograd:
-        kernels.winograd.conv3x3(x_chunk, plan.filters, geometry.padding, out_chunk, bias)
+        plan.winograd.conv3x3(x_chunk, plan.filters, geometry.padding, out_chunk, bias)
         return
     rows = _rows_of(x_chunk, geometry, plan.out_hw, plan.columns)
     out_rows = out_chunk.reshape(-1, out_chunk.shape[-1])
@@ -483,16 +505,37 @@ def _winograd_by_positions(array: Any, images: int, out_hw: Pair) -> bool:
     return images * _tiles_per_image(out_hw) < MIN_WINOGRAD_TILES_PER_THREAD
 
 
-def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int) -> int:
-    """How many images one Winograd call transforms (the whole batch on a GPU): about
-    ``WINOGRAD_CHUNK_BYTES`` of transformed input tiles V (16 values per tile and input
-    channel), but at least ``WINOGRAD_CHUNK_TILES`` tiles, so each of the 16 GEMMs stays large."""
+def _winograd4_applies(array: Any, images: int, out_hw: Pair, by_positions: bool) -> bool:
+    """Whether a convolution Winograd computes takes F(4x4, 3x3) (:mod:`~minitorch_nndl.kernels.winograd4`)
+    instead of F(2x2, 3x3): on the CPU, where the batch is split by images (not by position), when
+    ``images`` images give each of its 36 GEMMs at least ``MIN_WINOGRAD4_TILES`` tiles."""
+    if not USE_WINOGRAD4 or by_positions or backend.is_cuda_array(array):
+        return False
+    return images * _tiles4_per_image(out_hw) >= MIN_WINOGRAD4_TILES
+
+
+def _tiles4_per_image(out_hw: Pair) -> int:
+    """F(4x4, 3x3)'s 4x4 output tiles per image (the last row or column partly outside an odd size)."""
+    TH, TW = kernels.winograd4.tiles_of(out_hw)
+    return TH * TW
+
+
+def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int, kernel: Any) -> int:
+    """How many images one call of the Winograd ``kernel`` transforms (the whole batch on a GPU):
+    about ``WINOGRAD_CHUNK_BYTES`` of transformed input tiles V (16 values per tile and input
+    channel), but at least ``WINOGRAD_CHUNK_TILES`` tiles, so each of the 16 GEMMs stays large;
+    for F(4x4, 3x3) (36 values per tile) ``WINOGRAD4_CHUNK_BYTES`` and ``WINOGRAD4_CHUNK_TILES``."""
     if backend.is_cuda_array(array):
         return N
-    tiles = _tiles_per_image(out_hw)
-    per_image = 16 * tiles * channels * array.dtype.itemsize
-    enough_tiles = -(-WINOGRAD_CHUNK_TILES // tiles)
-    return max(1, min(N, max(WINOGRAD_CHUNK_BYTES // per_image, enough_tiles)))
+    if kernel is kernels.winograd4:
+        tiles, positions = _tiles4_per_image(out_hw), 36
+        chunk_bytes, min_tiles = WINOGRAD4_CHUNK_BYTES, WINOGRAD4_CHUNK_TILES
+    else:
+        tiles, positions = _tiles_per_image(out_hw), 16
+        chunk_bytes, min_tiles = WINOGRAD_CHUNK_BYTES, WINOGRAD_CHUNK_TILES
+    per_image = positions * tiles * channels * array.dtype.itemsize
+    enough_tiles = -(-min_tiles // tiles)
+    return max(1, min(N, max(chunk_bytes // per_image, enough_tiles)))
 
 
 def _images_per_thread(array: Any, N: int) -> int:
