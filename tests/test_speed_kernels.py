@@ -393,7 +393,8 @@ def test_winograd_is_chosen_where_it_was_measured_to_win():
 def test_the_winograd_kernel_is_chosen_per_layer_as_measured(monkeypatch):
     """On 2 threads, ResNet18-CIFAR's stride-1 3x3 layers take F(4x4, 3x3) where the batch is split
     by images (batch 32: the 32x32, 16x16 and 8x8 layers; batch 128 all four), F(2x2, 3x3) where its
-    GEMMs go by position (the 4x4 layers at batch 32), and never F(4x4) on CuPy arrays."""
+    GEMMs go by position (the 4x4 layers at batch 32), for float16 and for a lone image, and never
+    F(4x4) on CuPy arrays."""
     monkeypatch.setattr(parallel, "num_threads", lambda: 2)
 
     def kernel(channels, hw, batch, like=np.float32):
@@ -408,8 +409,10 @@ def test_the_winograd_kernel_is_chosen_per_layer_as_measured(monkeypatch):
     monkeypatch.setattr(conv_module, "USE_WINOGRAD4", False)
     assert kernel(64, 32, 32) == ("winograd", False)
     monkeypatch.setattr(conv_module, "USE_WINOGRAD4", True)
+    assert kernel(64, 32, 32, like=np.float16) == ("winograd", False)  # 12x F(2x2)'s error in float16
+    assert kernel(64, 32, 1) == ("winograd", False)  # one image, two threads: F(2x2) splits its GEMMs
     monkeypatch.setattr(conv_module.backend, "is_cuda_array", lambda array: True)
-    assert conv_module._winograd4_applies(np.zeros(1), 64, (32, 32), by_positions=False) is False
+    assert conv_module._winograd4_applies(np.zeros(1), 64, 32, (32, 32), by_positions=False) is False
 
 
 @pytest.mark.parametrize(("kernel", "bound"), [("winograd", 1e-6), ("winograd4", 1e-5)])

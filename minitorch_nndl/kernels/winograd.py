@@ -102,11 +102,18 @@ def transform_filter(weight: Any, scale: Any = None) -> Any:
     way, as ``nn.Conv2d`` stores it), that is K @ g[o] for every output channel o: one
     batched matmul, split over threads by output channel.  The result is a (16, C_in, C_out)
     view of a (C_out, 16, C_in) array: each GEMM reads its U[a, b] transposed, at no cost."""
+    return transform_filter_by(_filter_matrix(weight), weight, scale)
+
+
+def transform_filter_by(K: Any, weight: Any, scale: Any = None) -> Any:
+    """U (P, C_in, C_out) = K @ g[o] for every output channel o of ``weight`` (C_out, C_in, 3, 3),
+    with K (P, 9) the Kronecker product of a Winograd filter transform (P = 16 here, 36 for
+    :mod:`.winograd4`), times ``scale[o]`` when given: :func:`transform_filter`'s work."""
     xp = backend.xp_of(weight)
     C_out, C_in = weight.shape[:2]
+    positions = K.shape[0]
     g = weight.transpose(0, 2, 3, 1)  # (C_out, 3, 3, C_in)
-    K = _filter_matrix(weight)
-    U = xp.empty((C_out, 16, C_in), dtype=weight.dtype)
+    U = xp.empty((C_out, positions, C_in), dtype=weight.dtype)
 
     def transform(i: int, j: int) -> None:
         xp.matmul(K, g[i:j].reshape(j - i, 9, C_in), out=U[i:j])
@@ -122,11 +129,17 @@ def filter_gradient(dU: Any) -> Any:
     G^T dU G per filter pair, which is K^T @ dU[:, o] for every output channel o (one batched
     matmul).  The result is a view of a channels-last (C_out, 3, 3, C_in) array, the memory
     order of ``nn.Conv2d``'s weight."""
+    return filter_gradient_by(_filter_matrix(dU), dU)
+
+
+def filter_gradient_by(K: Any, dU: Any) -> Any:
+    """dL/dg = K^T @ dU[:, o] for every output channel o of dU (P, C_out, C_in), split over threads
+    by output channel: :func:`filter_gradient`'s work, for any K (P, 9)."""
     xp = backend.xp_of(dU)
     C_out, C_in = dU.shape[1:]
     dg = xp.empty((C_out, 9, C_in), dtype=dU.dtype)
-    K_T = _filter_matrix(dU).T
-    by_output = dU.transpose(1, 0, 2)  # (C_out, 16, C_in)
+    K_T = K.T
+    by_output = dU.transpose(1, 0, 2)  # (C_out, P, C_in)
 
     def gradient(i: int, j: int) -> None:
         xp.matmul(K_T, by_output[i:j], out=dg[i:j])
@@ -460,7 +473,9 @@ __all__ = [
     "conv3x3",
     "conv3x3_backward",
     "filter_gradient",
+    "filter_gradient_by",
     "filter_transform_matrix",
     "small_gemm_rows",
     "transform_filter",
+    "transform_filter_by",
 ]

@@ -26,7 +26,9 @@ How it runs on the CPU (the same arithmetic, arranged for speed and memory):
   the backward rebuilds each chunk's rows from the saved input instead of keeping the
   whole column matrix (2.2 GB for ResNet18 at batch 128);
 * Winograd F(2x2, 3x3) (:mod:`minitorch_nndl.kernels.winograd`) for stride-1 3x3
-  kernels, forward and both gradients: 2.25x fewer multiplications;
+  kernels, forward and both gradients: 2.25x fewer multiplications; on the CPU, where a
+  thread's share of the batch has enough tiles, F(4x4, 3x3) (:mod:`minitorch_nndl.kernels.winograd4`):
+  4x fewer;
 * threads: each thread of :mod:`minitorch_nndl.kernels.parallel` can take a range of
   the batch (off by default; ``parallel.use_batch_threads()`` opts in).
 """
@@ -187,8 +189,8 @@ class Conv2d(Function):
     result is logically NCHW, as its shape says).  The batch is processed a chunk of
     images at a time, and the backward rebuilds each chunk's rows from the saved input
     instead of keeping them all from the forward: one more copy of x, 9x less memory.
-    Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) instead, and their backward is
-    backpropagation through its transforms and 16 GEMMs (the forward keeps U = G g G^T).
+    Stride-1 3x3 kernels use Winograd's F(2x2, 3x3) or F(4x4, 3x3) instead, and their backward
+    is backpropagation through its transforms and 16 (36) GEMMs (the forward keeps U = G g G^T).
     ``channel_scale`` s (no gradients, see :func:`conv2d_affine`) makes output channel o's
     filters w[o] * s[o] inside the convolution, without a scaled copy of the weights;
     ``residual`` r and ``relu`` (no gradients either) make the result max(y + r, 0), added
@@ -431,7 +433,8 @@ def _plan(like: Any, weight: Any, geometry: ConvGeometry, channel_scale: Any = N
     by_positions = False
     if _winograd_applies(geometry, geometry.padding, images, out_hw, weight.shape[:2]):
         by_positions = _winograd_by_positions(like, images, out_hw)
-        winograd = kernels.winograd4 if _winograd4_applies(like, images, out_hw, by_positions) else kernels.winograd
+        larger = _winograd4_applies(like, N, images, out_hw, by_positions)
+        winograd = kernels.winograd4 if larger else kernels.winograd
     columns = not winograd and _reads_columns(like, geometry)  # few input channels: see _reads_columns
     if winograd:
         per_chunk = _winograd_images_per_chunk(like, N, out_hw, C, winograd)
@@ -505,13 +508,15 @@ def _winograd_by_positions(array: Any, images: int, out_hw: Pair) -> bool:
     return images * _tiles_per_image(out_hw) < MIN_WINOGRAD_TILES_PER_THREAD
 
 
-def _winograd4_applies(array: Any, images: int, out_hw: Pair, by_positions: bool) -> bool:
+def _winograd4_applies(array: Any, N: int, images: int, out_hw: Pair, by_positions: bool) -> bool:
     """Whether a convolution Winograd computes takes F(4x4, 3x3) (:mod:`~minitorch_nndl.kernels.winograd4`)
-    instead of F(2x2, 3x3): on the CPU, where the batch is split by images (not by position), when
-    ``images`` images give each of its 36 GEMMs at least ``MIN_WINOGRAD4_TILES`` tiles."""
-    if not USE_WINOGRAD4 or by_positions or backend.is_cuda_array(array):
+    instead of F(2x2, 3x3): on the CPU, in float32 or float64 (its larger constants cost float16
+    12x F(2x2)'s error, measured), where the batch of ``N`` is split by images (not by position)
+    and every thread gets one (F(4x4) convolves a chunk in one thread; F(2x2) splits a lone image's
+    GEMMs), when a thread's ``images`` give each of its 36 GEMMs at least ``MIN_WINOGRAD4_TILES`` tiles."""
+    if not USE_WINOGRAD4 or by_positions or backend.is_cuda_array(array) or array.dtype.itemsize < 4:
         return False
-    return images * _tiles4_per_image(out_hw) >= MIN_WINOGRAD4_TILES
+    return N >= parallel.num_threads() and images * _tiles4_per_image(out_hw) >= MIN_WINOGRAD4_TILES
 
 
 def _tiles4_per_image(out_hw: Pair) -> int:
@@ -522,9 +527,9 @@ def _tiles4_per_image(out_hw: Pair) -> int:
 
 def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int, kernel: Any) -> int:
     """How many images one call of the Winograd ``kernel`` transforms (the whole batch on a GPU):
-    about ``WINOGRAD_CHUNK_BYTES`` of transformed input tiles V (16 values per tile and input
-    channel), but at least ``WINOGRAD_CHUNK_TILES`` tiles, so each of the 16 GEMMs stays large;
-    for F(4x4, 3x3) (36 values per tile) ``WINOGRAD4_CHUNK_BYTES`` and ``WINOGRAD4_CHUNK_TILES``."""
+    about ``WINOGRAD_CHUNK_BYTES`` (F(4x4, 3x3): ``WINOGRAD4_CHUNK_BYTES``) of transformed input
+    tiles V (16 values per tile and input channel; F(4x4): 36), but at least
+    ``WINOGRAD_CHUNK_TILES`` (``WINOGRAD4_CHUNK_TILES``) tiles, so each GEMM stays large."""
     if backend.is_cuda_array(array):
         return N
     if kernel is kernels.winograd4:
