@@ -218,11 +218,13 @@ def _output_tiles(m: Any, out: Any) -> None:
 
 
 def _tile_view(out: Any, shape: tuple) -> Any:
-    """``out`` (N, 2*TH, 2*TW, C) as (N, TH, 2, TW, 2, C), a view (a reshape when it is contiguous)."""
+    """``out`` (N, m*TH, m*TW, C) as ``shape`` (N, TH, m, TW, m, C), tile (t, u) entry (i, j): a view
+    (a reshape when it is contiguous); m = 2 here, 4 for :mod:`.winograd4`."""
     if out.flags.c_contiguous:
         return out.reshape(shape)
     sN, sH, sW, sC = out.strides
-    return _as_strided(backend.xp_of(out))(out, shape=shape, strides=(sN, 2 * sH, sH, 2 * sW, sW, sC))
+    m = shape[2]
+    return _as_strided(backend.xp_of(out))(out, shape=shape, strides=(sN, m * sH, sH, m * sW, sW, sC))
 
 
 SMALL_GEMM_MNK = 100**3

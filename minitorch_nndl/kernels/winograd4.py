@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from . import workspace
+from . import winograd, workspace
 from .arrays import _as_strided
 from .winograd import _products, _summed_products, applies, filter_gradient_by, transform_filter_by
 
@@ -185,9 +185,7 @@ def _input_tiles(x: Any, padding: Pair, tiles: Pair) -> Any:
 def _tile_view(array: Any, tiles: Pair) -> Any:
     """``array`` (n, 4*TH, 4*TW, C) as (n, TH, 4, TW, 4, C), a view: tile (t, u), entry (i, j)."""
     n, C = array.shape[0], array.shape[3]
-    sN, sH, sW, sC = array.strides
-    shape, strides = (n, tiles[0], TILE, tiles[1], TILE, C), (sN, TILE * sH, sH, TILE * sW, sW, sC)
-    return _as_strided(backend.xp_of(array))(array, shape=shape, strides=strides)
+    return winograd._tile_view(array, (n, tiles[0], TILE, tiles[1], TILE, C))
 
 
 def conv3x3(x: Any, filters: Any, padding: Pair, out: Any, bias: Any = None) -> Any:

@@ -533,7 +533,7 @@ def _winograd_images_per_chunk(array: Any, N: int, out_hw: Pair, channels: int, 
     if backend.is_cuda_array(array):
         return N
     if kernel is kernels.winograd4:
-        tiles, positions = _tiles4_per_image(out_hw), 36
+        tiles, positions = _tiles4_per_image(out_hw), kernels.winograd4.POSITIONS
         chunk_bytes, min_tiles = WINOGRAD4_CHUNK_BYTES, WINOGRAD4_CHUNK_TILES
     else:
         tiles, positions = _tiles_per_image(out_hw), 16
